@@ -31,6 +31,7 @@ Manifest format, version 1
 
 import hashlib
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -79,7 +80,10 @@ def read_manifest(directory: Path, *, verify: bool = True) -> dict:
         raise BundleError(msg)
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+    except OSError as e:
+        msg = f"cannot read {path} ({e}); check the bundle's file permissions"
+        raise BundleError(msg) from e
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
         msg = f"{path} is not valid JSON ({e}); retrain the bundle with `router train`"
         raise BundleError(msg) from e
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
@@ -109,7 +113,13 @@ def _verify_files(directory: Path, manifest: dict) -> None:
         msg = f"{directory / MANIFEST} lists no files"
         raise BundleError(msg)
     for name, entry in files.items():
-        path = directory / name
+        path = directory / _check_name(name)
+        if not isinstance(entry, dict):
+            msg = (
+                f"{directory / MANIFEST} records {entry!r} for file {name!r}; "
+                "expected {\"sha256\": ..., \"bytes\": ...}. Retrain the bundle."
+            )
+            raise BundleError(msg)
         if not path.is_file():
             msg = (
                 f"bundle file {path} not found; the bundle is incomplete. Copy the "
@@ -132,14 +142,78 @@ def _verify_files(directory: Path, manifest: dict) -> None:
             raise BundleError(msg)
 
 
+def _check_name(name) -> str:
+    """Return ``name`` if it names a file directly inside a bundle directory."""
+    if not isinstance(name, str) or not name or Path(name).name != name or name == "..":
+        msg = (
+            f"bundle manifest names the file {name!r}; a bundle's files sit directly "
+            "in its directory. Retrain the bundle."
+        )
+        raise BundleError(msg)
+    return name
+
+
+def listed(manifest: dict, name) -> str:
+    """Return ``name`` after checking that the manifest lists it under ``files``.
+
+    Only listed files have their checksums verified by :func:`read_manifest`, so
+    the runtime reads no other file.
+    """
+    files = manifest.get("files")
+    if not isinstance(files, dict) or _check_name(name) not in files:
+        msg = (
+            f"bundle manifest refers to {name!r} but does not list it under "
+            "'files', so its checksum cannot be verified. Retrain the bundle."
+        )
+        raise BundleError(msg)
+    return name
+
+
 def load_array(directory: Path, name: str) -> np.ndarray:
-    """Load a ``.npy`` file of the bundle without allowing pickled objects."""
+    """Load a ``.npy`` file of the bundle without allowing pickled objects.
+
+    The header is checked against the file size before the data is read, so a
+    damaged header raises BundleError instead of allocating its claimed size.
+    """
     path = Path(directory) / name
     try:
-        return np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as e:
+        with open(path, "rb") as f:
+            shape, dtype = _read_npy_header(f, path)
+            expected = math.prod(shape) * dtype.itemsize
+            remaining = path.stat().st_size - f.tell()
+            if remaining != expected:
+                msg = (
+                    f"its header declares {dtype} of shape {shape} ({expected} "
+                    f"bytes) but {remaining} bytes follow"
+                )
+                raise ValueError(msg)
+            f.seek(0)
+            array = np.lib.format.read_array(f, allow_pickle=False)
+    # NumPy reports a damaged header with assorted exception types, such as
+    # EOFError, SyntaxError and tokenize.TokenError, so any of them means damage.
+    except Exception as e:
         msg = f"bundle file {path} is not a readable .npy array ({e}); retrain the bundle"
         raise BundleError(msg) from e
+    return array
+
+
+def _read_npy_header(f, path: Path) -> tuple[tuple, np.dtype]:
+    if f.read(6) != b"\x93NUMPY":
+        msg = "it does not start with the .npy magic string"
+        raise ValueError(msg)
+    f.seek(0)
+    version = np.lib.format.read_magic(f)
+    if version == (1, 0):
+        shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+    elif version == (2, 0):
+        shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+    else:
+        msg = f".npy format version {version} is not supported; 1.0 and 2.0 are"
+        raise ValueError(msg)
+    if dtype.hasobject:
+        msg = "it holds Python objects, which bundles never contain"
+        raise ValueError(msg)
+    return shape, dtype
 
 
 def load_json(directory: Path, name: str):
@@ -147,7 +221,7 @@ def load_json(directory: Path, name: str):
     path = Path(directory) / name
     try:
         return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
         msg = f"bundle file {path} is not readable JSON ({e}); retrain the bundle"
         raise BundleError(msg) from e
 

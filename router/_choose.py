@@ -21,6 +21,8 @@ takes the cheapest stored point whose validation quality is at least ``q`` times
 that of the most accurate single model.
 """
 
+import math
+import numbers
 import warnings
 
 import numpy as np
@@ -64,12 +66,13 @@ class OperatingPoints:
             points = sorted(spec["points"], key=lambda p: p["cost_usd"])
             self.reference_quality = float(spec["reference_quality"])
             self.default_quality = float(spec["default_quality"])
-        except (KeyError, TypeError) as e:
+        except (KeyError, TypeError, ValueError) as e:
             msg = f"bundle manifest has invalid operating_points ({e!r}); retrain it"
             raise BundleError(msg) from e
         if not points:
             msg = "bundle manifest has no operating points; retrain it"
             raise BundleError(msg)
+        _check_points(points, self.reference_quality, self.default_quality)
         self.points = points
         self._relative = [p["quality"] / self.reference_quality for p in points]
         self._cache: dict[float, dict] = {}
@@ -82,19 +85,23 @@ class OperatingPoints:
         target.
         """
         target = self.default_quality if quality is None else quality
-        try:
-            point = self._cache.get(target)
-        except TypeError:  # unhashable, so not a number: rejected below
-            point = None
+        # The type is checked before the cache, because True == 1.0 would find
+        # the point cached for 1.0.
+        if type(target) is not float:
+            if not isinstance(target, numbers.Real) or isinstance(target, bool):
+                msg = (
+                    f"quality must be a real number such as 0.95, or None; got "
+                    f"{target!r} of type {type(target).__name__}"
+                )
+                raise TypeError(msg)
+            target = float(target)
+        point = self._cache.get(target)
         if point is not None:
             return point
-        if not isinstance(target, (int, float)) or isinstance(target, bool):
-            msg = f"quality must be a number between 0 and 1; got {target!r}"
-            raise TypeError(msg)
-        if not 0.0 <= target <= 1.5 or target != target:
+        if not 0.0 <= target <= 1.5:
             msg = (
-                f"quality must be a fraction of the most accurate model's quality, "
-                f"such as 0.95; got {target!r}"
+                "quality must be between 0 and 1.5, as a fraction of the most "
+                f"accurate model's quality such as 0.95; got {target!r}"
             )
             raise ValueError(msg)
 
@@ -104,7 +111,8 @@ class OperatingPoints:
         if candidates:
             point = self.points[candidates[0]]
         else:
-            best = int(np.argmax(self._relative))
+            # NaN marks a point without logged answers, so it never counts as best.
+            best = int(np.argmax(np.nan_to_num(self._relative, nan=-np.inf)))
             point = self.points[best]
             if warn:
                 warnings.warn(
@@ -117,3 +125,35 @@ class OperatingPoints:
         if warn and len(self._cache) < 1024:
             self._cache[target] = point
         return point
+
+
+def _check_points(points: list, reference_quality: float, default_quality: float):
+    """Raise BundleError unless the operating points can be used for picks."""
+    if not (math.isfinite(reference_quality) and reference_quality > 0):
+        msg = (
+            f"bundle manifest has reference_quality {reference_quality!r}; it must "
+            "be a positive number. Retrain the bundle."
+        )
+        raise BundleError(msg)
+    if not 0.0 <= default_quality <= 1.5:
+        msg = (
+            f"bundle manifest has default_quality {default_quality!r}; it must be "
+            "between 0 and 1.5. Retrain the bundle."
+        )
+        raise BundleError(msg)
+    for point in points:
+        weight = point.get("cost_weight") if isinstance(point, dict) else None
+        quality = point.get("quality") if isinstance(point, dict) else None
+        # A point's quality is NaN when none of its chosen answers was logged.
+        if (not _is_number(weight) or not math.isfinite(weight) or weight < 0
+                or not _is_number(quality)):
+            msg = (
+                f"bundle manifest has an invalid operating point {point!r:.120}; "
+                "each needs a finite cost_weight >= 0 and a quality. Retrain the "
+                "bundle."
+            )
+            raise BundleError(msg)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)

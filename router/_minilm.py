@@ -1,10 +1,10 @@
 """Featurize prompts with a MiniLM sentence encoder exported to ONNX.
 
 The runtime needs only numpy, onnxruntime and the Hugging Face ``tokenizers``
-library: no torch. Training computes its features with sentence-transformers on
-torch but tokenizes through :class:`HeadTailTokenizer` from this module, so both
-sides feed the encoder the same token ids, and the embeddings agree to float32
-rounding.
+library, and does not import torch. Training computes its features with
+sentence-transformers on torch but tokenizes through :class:`HeadTailTokenizer`
+from this module, so both sides feed the encoder the same token ids, and the
+embeddings agree to float32 rounding.
 """
 
 import logging
@@ -28,9 +28,9 @@ _INPUT_DTYPES = {"tensor(int64)": np.int64, "tensor(int32)": np.int32}
 
 
 def _onnxruntime_errors() -> tuple[type[Exception], ...]:
-    # onnxruntime raises its own exception classes, one per status code
-    # (Fail, InvalidArgument, RuntimeException, ...), and they all derive from
-    # Exception directly, so they are collected here rather than listed.
+    # onnxruntime raises its own exception classes, one per status code (Fail,
+    # InvalidArgument, RuntimeException, ...). In onnxruntime 1.32 they all derive
+    # from Exception directly, so they are collected here rather than listed.
     from onnxruntime.capi import onnxruntime_pybind11_state as state
 
     errors = [
@@ -57,7 +57,7 @@ def _import_tokenizers():
 
 
 class HeadTailTokenizer:
-    """Tokenizer that keeps the head and the tail of texts longer than the encoder.
+    """Tokenizer that keeps the head and the tail of a text over ``max_tokens``.
 
     It loads a ``tokenizer.json`` and turns off the truncation and padding stored
     in it. A text whose token ids, special tokens included, number more than
@@ -135,9 +135,10 @@ class HeadTailTokenizer:
                 end = start + len(content)
                 return with_special[:start], with_special[end:]
         msg = (
-            "The tokenizer's post-processor does not wrap a text in special tokens "
-            f"around its content (probe {probe!r} gave {with_special}, content "
-            f"{content}); this featurizer supports single-sequence templates only."
+            "The tokenizer's post-processor does not place special tokens only "
+            f"before and after a text: probe {probe!r} gave {with_special}, and its "
+            f"content alone {content}. The MiniLM featurizer supports only "
+            "single-sequence templates such as [CLS] $A [SEP]."
         )
         raise BundleError(msg)
 
@@ -155,8 +156,8 @@ class HeadTailTokenizer:
             One list of token ids per text, of at most ``max_tokens`` ids.
         """
         if len(texts) == 1:
-            # encode_batch hands work to a thread pool, which costs more than it
-            # saves for one short text.
+            # encode skips the thread-pool dispatch of encode_batch, which gains
+            # nothing for one text.
             encodings = [self._tokenizer.encode(texts[0], add_special_tokens=False)]
         else:
             encodings = self._tokenizer.encode_batch(
@@ -264,9 +265,9 @@ class MiniLMFeaturizer:
         Whether to scale embeddings to unit L2 norm. all-MiniLM-L6-v2 ends with
         a ``Normalize`` module, so its embeddings are normalized.
     intra_op_num_threads : int, default 1
-        The onnxruntime threads per encoder call. One thread gives the lowest
-        latency per call when a server handles picks concurrently. Use 0 to let
-        onnxruntime choose, which suits large batches.
+        The number of onnxruntime threads per encoder call. One thread suits a
+        server that runs picks concurrently, because each pick then takes one
+        core. Use 0 to let onnxruntime choose.
 
     Attributes
     ----------
@@ -362,7 +363,7 @@ class MiniLMFeaturizer:
             if model_input.name not in _KNOWN_INPUTS:
                 msg = (
                     f"The encoder {self.encoder_path} has input "
-                    f"{model_input.name!r}; this featurizer can fill in only "
+                    f"{model_input.name!r}, but the MiniLM featurizer supplies only "
                     f"{', '.join(_KNOWN_INPUTS)}. Re-export the bundle with "
                     "training.encoder.export_minilm."
                 )
@@ -486,8 +487,8 @@ class MiniLMFeaturizer:
                 f"onnxruntime failed to run the encoder {self.encoder_path.name} on "
                 f"a batch of {shape[0]} texts of up to {shape[1]} tokens: {e}. "
                 "If the token count exceeds the encoder's position embeddings, "
-                "lower max_tokens in the bundle; otherwise re-export the bundle "
-                "with training.encoder.export_minilm."
+                "lower max_tokens in the bundle manifest. Otherwise re-export the "
+                "bundle with training.encoder.export_minilm."
             )
             raise PickError(msg) from e
 

@@ -2,7 +2,7 @@
 
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Set
 from pathlib import Path
 
 import numpy as np
@@ -35,24 +35,49 @@ class Router:
     def __init__(self, directory, *, threads: int = 1):
         self.directory = Path(directory)
         self.manifest = _bundle.read_manifest(self.directory)
-        manifest = self.manifest
+        try:
+            self._load(self.manifest, threads)
+        except BundleError as e:
+            if str(self.directory) in str(e):
+                raise
+            msg = f"{self.directory / _bundle.MANIFEST}: {e}"
+            raise BundleError(msg) from e
 
-        models = _bundle.require(manifest, "models")
-        self.models = tuple(m["name"] for m in models)
-        self.costs = {m["name"]: float(m["cost_usd"]) for m in models}
+    def _load(self, manifest: dict, threads: int) -> None:
+        """Build the featurizer, head and operating points from a checked manifest."""
+        self.costs = _read_models(_bundle.require(manifest, "models"))
+        self.models = tuple(self.costs)
         cost_array = np.array([self.costs[m] for m in self.models], dtype=np.float32)
         self._relative_costs = cost_array / max(float(cost_array.max()), 1e-30)
         self._index = {name: i for i, name in enumerate(self.models)}
 
         head = _bundle.require(manifest, "head")
         self.head_kind = _bundle.require(manifest, "head", "kind")
-        self._classes = np.asarray(head.get("classes", range(len(self.models))))
+        if self.head_kind not in ("correctness", "cheapest"):
+            msg = (
+                f"bundle {self.directory} has a head of kind {self.head_kind!r}, "
+                "which this runtime does not know (it knows 'correctness' and "
+                "'cheapest'); upgrade learned-router"
+            )
+            raise BundleError(msg)
+        self._classes = _read_classes(head, len(self.models))
         self._input = _bundle.require(manifest, "head", "input")
+        # The correctness head has one output per model, the cheapest head one
+        # per class that it saw in training.
+        n_outputs = len(self._classes)
+        if self.head_kind == "correctness":
+            n_outputs = len(self.models)
         self.featurizer = _load_featurizer(
-            _bundle.require(manifest, "featurizer"), self.directory
+            _bundle.require(manifest, "featurizer"), self.directory, manifest
         )
-        self._session = _open_session(self.directory / head["file"], threads)
-        self._input_names = [i.name for i in self._session.get_inputs()]
+        self._fused = None
+        self._session = None
+        if self._input == "token_ids" and head.get("token_scores"):
+            self._fused = _load_fused(self.featurizer, head, self.directory,
+                                      manifest, n_outputs)
+        else:
+            name = _bundle.listed(manifest, _bundle.require(manifest, "head", "file"))
+            self._session = _open_session(self.directory / name, threads, self._input)
         self.operating_points = OperatingPoints(
             _bundle.require(manifest, "operating_points")
         )
@@ -85,7 +110,9 @@ class Router:
     def pick_batch(self, prompts, *, quality: float | None = None,
                    allowed=None) -> list[str]:
         """Return one model name per prompt, as :meth:`pick` would, in one pass."""
-        if isinstance(prompts, (str, bytes)) or not isinstance(prompts, Iterable):
+        # A dict is one message and a set has no order, so neither is a batch.
+        if (isinstance(prompts, (str, bytes, bytearray, Mapping, Set))
+                or not isinstance(prompts, Iterable)):
             msg = (
                 "pick_batch expects a list of prompts; got "
                 f"{type(prompts).__name__}. Use pick() for a single prompt."
@@ -94,7 +121,7 @@ class Router:
         texts = [prompt_text(p) for p in prompts]
         if not texts:
             return []
-        return self._choose_rows(self._score_texts(texts), quality, allowed)
+        return self._choose_rows(self._checked_scores(texts), quality, allowed)
 
     def scores(self, prompt) -> np.ndarray:
         """Return the quality estimate of every model for one prompt, in 0..1.
@@ -102,7 +129,22 @@ class Router:
         The array follows :attr:`models`; see :mod:`router._choose` for what the
         estimate means for each head.
         """
-        return self._score_texts([prompt_text(prompt)])[0]
+        return self._checked_scores([prompt_text(prompt)])[0]
+
+    def _checked_scores(self, texts: list[str]) -> np.ndarray:
+        try:
+            return self._score_texts(texts)
+        except PickError:
+            raise
+        # Validated texts and a validated bundle leave no expected failure here,
+        # so any exception is a defect that callers should see as a PickError.
+        except Exception as e:
+            msg = (
+                f"scoring {len(texts)} prompt(s) failed inside the runtime "
+                f"({type(e).__name__}: {e}). Send the prompt to a default model "
+                "and report this with the bundle's manifest."
+            )
+            raise PickError(msg) from e
 
     def explain(self, prompt, *, quality: float | None = None, allowed=None) -> dict:
         """Return the choice for ``prompt`` with each model's score and cost."""
@@ -130,7 +172,21 @@ class Router:
     def _mask(self, allowed) -> np.ndarray:
         if isinstance(allowed, str):
             allowed = [allowed]
-        names = set(allowed)
+        if isinstance(allowed, (bytes, bytearray)) or not isinstance(allowed, Iterable):
+            msg = (
+                "allowed must be a model name or an iterable of model names; got "
+                f"{type(allowed).__name__}"
+            )
+            raise TypeError(msg)
+        names = set()
+        for name in allowed:
+            if not isinstance(name, str):
+                msg = (
+                    f"allowed must contain model names (str); got {name!r} of type "
+                    f"{type(name).__name__}"
+                )
+                raise TypeError(msg)
+            names.add(name)
         if not names:
             msg = f"allowed is empty; name at least one of {list(self.models)}"
             raise ValueError(msg)
@@ -146,6 +202,12 @@ class Router:
         return mask
 
     def _score_texts(self, texts: list[str]) -> np.ndarray:
+        if self._fused is not None:
+            if len(texts) == 1:
+                raw = self._fused.scores_one(texts[0])[None, :]
+            else:
+                raw = self._fused.scores_batch(texts)
+            return quality_scores(self.head_kind, raw, self._classes, len(self.models))
         if self._input == "token_ids":
             outputs = [self._run_token_ids(texts[i:i + _BATCH_ROWS])
                        for i in range(0, len(texts), _BATCH_ROWS)]
@@ -177,7 +239,79 @@ class Router:
             raise PickError(msg) from e
 
 
-def _open_session(path: Path, threads: int):
+def _read_models(models) -> dict:
+    """Return model name to cost from the manifest's ``models``, in bundle order."""
+    if not isinstance(models, list) or not models:
+        msg = f"bundle manifest has invalid 'models' {models!r:.80}; retrain the bundle"
+        raise BundleError(msg)
+    costs = {}
+    for entry in models:
+        name = entry.get("name") if isinstance(entry, dict) else None
+        cost = entry.get("cost_usd") if isinstance(entry, dict) else None
+        valid_cost = (isinstance(cost, (int, float)) and not isinstance(cost, bool)
+                      and np.isfinite(cost) and cost >= 0)
+        if not isinstance(name, str) or name in costs or not valid_cost:
+            msg = (
+                f"bundle manifest has an invalid model entry {entry!r:.120}: each "
+                "needs a unique 'name' and a finite 'cost_usd' >= 0. Retrain the "
+                "bundle."
+            )
+            raise BundleError(msg)
+        costs[name] = float(cost)
+    return costs
+
+
+def _read_classes(head: dict, n_models: int) -> np.ndarray:
+    classes = head.get("classes", list(range(n_models)))
+    valid = (
+        isinstance(classes, list) and classes
+        and all(isinstance(c, int) and not isinstance(c, bool) for c in classes)
+        and all(0 <= c < n_models for c in classes)
+        and len(set(classes)) == len(classes)
+    )
+    if not valid:
+        msg = (
+            f"bundle manifest has invalid head classes {classes!r:.80}; expected "
+            f"distinct model indices in 0..{n_models - 1}. Retrain the bundle."
+        )
+        raise BundleError(msg)
+    return np.asarray(classes, dtype=np.intp)
+
+
+def _load_fused(featurizer, head: dict, directory: Path, manifest: dict,
+                n_outputs: int):
+    from router._fused import FusedLinearHead
+
+    name = _bundle.listed(manifest, head["token_scores"])
+    table = _bundle.load_array(directory, name)
+    # One row per vocabulary token plus the padding row, one column per output.
+    expected = (getattr(featurizer, "pad_id", -1) + 1, n_outputs)
+    if table.shape != expected or not np.issubdtype(table.dtype, np.floating):
+        msg = (
+            f"bundle file {directory / name} holds {table.dtype} of shape "
+            f"{table.shape}; the vocabulary and models need floats of shape "
+            f"{expected}. Retrain the bundle."
+        )
+        raise BundleError(msg)
+    if not np.isfinite(table).all():
+        msg = f"bundle file {directory / name} contains NaN or infinite scores; retrain it"
+        raise BundleError(msg)
+    try:
+        bias = np.asarray(head["bias"], dtype=np.float32)
+        if not np.isfinite(bias).all():
+            msg = f"bias {head['bias']!r} is not finite"
+            raise ValueError(msg)
+        return FusedLinearHead(featurizer, table, bias, head["activation"])
+    except (KeyError, TypeError, ValueError) as e:
+        msg = f"bundle {directory} has an invalid token-score head: {e}; retrain it"
+        raise BundleError(msg) from e
+
+
+# Graph inputs that each value of the manifest's head.input feeds.
+_SESSION_INPUTS = {"token_ids": {"token_ids", "token_counts"}, "features": {"features"}}
+
+
+def _open_session(path: Path, threads: int, head_input: str):
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -185,42 +319,76 @@ def _open_session(path: Path, threads: int):
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
     try:
-        return ort.InferenceSession(
+        session = ort.InferenceSession(
             str(path), options, providers=["CPUExecutionProvider"]
         )
     except Exception as e:  # onnxruntime raises its own untyped errors
         msg = f"bundle file {path} is not a loadable ONNX model ({e}); retrain the bundle"
         raise BundleError(msg) from e
+    found = {i.name for i in session.get_inputs()}
+    expected = _SESSION_INPUTS.get(head_input)
+    if found != expected:
+        msg = (
+            f"bundle file {path} takes the inputs {sorted(found)}, but the manifest's "
+            f"head.input {head_input!r} needs {sorted(expected or [])}; retrain the "
+            "bundle"
+        )
+        raise BundleError(msg)
+    return session
 
 
-def _load_featurizer(spec: dict, directory: Path):
+def _window(spec: dict, key: str, default: int) -> int:
+    value = spec.get(key, default)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        msg = (
+            f"bundle manifest has featurizer.{key} {value!r}; expected a whole "
+            "number >= 0. Retrain the bundle."
+        )
+        raise BundleError(msg)
+    return value
+
+
+def _load_featurizer(spec: dict, directory: Path, manifest: dict):
+    if not isinstance(spec, dict):
+        msg = f"bundle manifest has an invalid featurizer {spec!r:.80}; retrain it"
+        raise BundleError(msg)
     kind = spec.get("kind")
-    head_chars = int(spec.get("head_chars", 0))
-    tail_chars = int(spec.get("tail_chars", 0))
+    head_chars = _window(spec, "head_chars", 0)
+    tail_chars = _window(spec, "tail_chars", 0)
     if kind == "static":
         from router._static import StaticFeaturizer
 
-        tokens = _bundle.load_json(directory, spec["vocab"])
+        vocab = _bundle.require(manifest, "featurizer", "vocab")
+        tokens = _bundle.load_json(directory, _bundle.listed(manifest, vocab))
+        if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
+            msg = (
+                f"bundle file {directory / vocab} must hold a JSON list of token "
+                "strings; retrain the bundle"
+            )
+            raise BundleError(msg)
         vectors = None
         if spec.get("vectors"):
-            vectors = _bundle.load_array(directory, spec["vectors"])
+            vectors = _bundle.load_array(
+                directory, _bundle.listed(manifest, spec["vectors"]))
         try:
             return StaticFeaturizer(
                 tokens, vectors, head_chars=head_chars, tail_chars=tail_chars
             )
-        except ValueError as e:
+        except (ValueError, IndexError) as e:
             msg = f"bundle {directory} has an invalid static featurizer: {e}"
             raise BundleError(msg) from e
     if kind == "minilm":
         from router._minilm import MiniLMFeaturizer
 
+        encoder = _bundle.require(manifest, "featurizer", "encoder")
+        tokenizer = _bundle.require(manifest, "featurizer", "tokenizer")
         return MiniLMFeaturizer(
-            directory / spec["encoder"],
-            directory / spec["tokenizer"],
+            directory / _bundle.listed(manifest, encoder),
+            directory / _bundle.listed(manifest, tokenizer),
             head_chars=head_chars,
             tail_chars=tail_chars,
-            max_tokens=int(spec.get("max_tokens", 256)),
-            head_tokens=int(spec.get("head_tokens", 32)),
+            max_tokens=_window(spec, "max_tokens", 256),
+            head_tokens=_window(spec, "head_tokens", 32),
             normalize=bool(spec.get("normalize", True)),
         )
     msg = (

@@ -27,9 +27,12 @@ _CJK = re.compile(
 )
 # BERT's WordPiece turns longer words into [UNK].
 _MAX_WORD_CHARS = 100
-# Memoized chunks beyond this count are computed anew on each use, so a stream of
-# unique garbage cannot grow the process without bound.
+# Memoized chunks beyond this count, or beyond this many characters and token ids
+# in all, are computed anew on each use, so a stream of unique garbage cannot grow
+# the process without bound. A chunk can be 1,500 characters and as many ids long,
+# so the count alone would allow gigabytes.
 _MAX_CACHED_CHUNKS = 200_000
+_MAX_CACHED_ITEMS = 8_000_000
 
 
 class StaticFeaturizer:
@@ -152,10 +155,14 @@ class _ChunkCache(dict):
     def __init__(self, compute):
         super().__init__()
         self._compute = compute
+        self._items = 0
 
     def __missing__(self, chunk):
         ids = self._compute(chunk)
-        # A race between threads stores the same tuple twice, which is harmless.
-        if len(self) < _MAX_CACHED_CHUNKS:
+        # A race between threads stores the same tuple twice and may miscount
+        # the items a little, which is harmless.
+        items = len(chunk) + len(ids)
+        if len(self) < _MAX_CACHED_CHUNKS and self._items + items <= _MAX_CACHED_ITEMS:
+            self._items += items
             self[chunk] = ids
         return ids

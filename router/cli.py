@@ -4,14 +4,16 @@
 the pipeline, installed with ``pip install 'learned-router[train]'``.
 
 Errors print as one line on stderr and exit with status 2; ``--debug`` shows the
-traceback instead.
+traceback before that line. Warnings print as one line each.
 """
 
 import argparse
 import json
 import logging
 import os
+import re
 import sys
+import traceback
 import warnings
 
 EXIT_ERROR = 2
@@ -24,21 +26,48 @@ def main(argv=None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_ERROR
-    _configure_logging(args)
     try:
-        return args.handler(args)
+        with warnings.catch_warnings():
+            _configure_logging(args)
+            return args.handler(args)
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
     except Exception as e:
-        if getattr(args, "debug", False) or not _is_expected(e):
-            if getattr(args, "debug", False):
-                raise
-            print(f"error: {type(e).__name__}: {e} (rerun with --debug for the "
-                  "traceback)", file=sys.stderr)
-            return EXIT_ERROR
-        print(f"error: {e}", file=sys.stderr)
+        if getattr(args, "debug", False):
+            traceback.print_exc()
+        if _is_expected(e):
+            print(f"error: {_one_line(str(e))}", file=sys.stderr)
+        else:
+            print(f"error: {type(e).__name__}: {_one_line(str(e))} (rerun with "
+                  "--debug for the traceback)", file=sys.stderr)
         return EXIT_ERROR
+
+
+def _one_line(text: str) -> str:
+    # Messages that quote a dependency's error, such as a CSV parser's, may span
+    # lines; the CLI promises one line per error.
+    return re.sub(r"\s*\n\s*", " ", text.strip())
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser that reports a usage error as one ``error:`` line."""
+
+    def error(self, message):
+        print(f"error: {self.prog}: {message} (see {self.prog} --help)", file=sys.stderr)
+        sys.exit(EXIT_ERROR)
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    # One line per warning, like the errors; the source line means nothing to
+    # someone running the command.
+    print(f"warning: {_one_line(str(message))}", file=file or sys.stderr)
+
+
+def _show_data_warnings(training) -> None:
+    # Dropped or changed log rows are always reported, even with --quiet, so no
+    # data is dropped silently; once per message, never raised as an error.
+    warnings.filterwarnings("default", category=training.collect.LogDataWarning)
 
 
 def _is_expected(error: Exception) -> bool:
@@ -48,7 +77,7 @@ def _is_expected(error: Exception) -> bool:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="router",
         description="Learn from LLM logs which model each request needs, and pick it.",
     )
@@ -56,7 +85,8 @@ def _parser() -> argparse.ArgumentParser:
 
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--quiet", action="store_true",
-                        help="print only results and errors, no progress or log lines")
+                        help="print only results, errors and warnings about dropped "
+                             "or changed log rows; no progress or log lines")
     common.add_argument("--debug", action="store_true",
                         help="show tracebacks and debug log lines")
 
@@ -153,6 +183,7 @@ def _configure_logging(args) -> None:
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    warnings.showwarning = _show_warning
     if args.quiet:
         warnings.simplefilter("ignore")
 
@@ -175,6 +206,7 @@ def _training():
 
 def _train(args) -> int:
     training = _training()
+    _show_data_warnings(training)
     result = training.train(
         args.logs, args.out, format=args.format, prices=args.prices,
         featurizer=args.featurizer, embedder=args.embedder, head=args.head,
@@ -197,6 +229,7 @@ def _train(args) -> int:
 
 def _eval(args) -> int:
     training = _training()
+    _show_data_warnings(training)
     report = training.evaluate_bundle(args.bundle, args.logs, format=args.format,
                                       prices=args.prices, plot=args.plot,
                                       tracking_uri=args.tracking_uri)

@@ -9,6 +9,7 @@ every distinct point with its validation quality and mean cost per request.
 import numpy as np
 
 from router._choose import choose
+from router.errors import LogError
 
 # λ = 0 is quality first. At λ = 100 the cheapest model wins unless another's
 # score is higher by 100 times its relative cost, which no score in 0..1 reaches.
@@ -56,7 +57,15 @@ def operating_points(estimates: np.ndarray, scores: np.ndarray, costs: np.ndarra
         The quality target ``pick`` uses when none is given, as a fraction of the
         most accurate single model's validation quality.
     """
-    accuracy = np.nanmean(scores, axis=0)
+    accuracy = _mean_known(scores)
+    if not np.nanmax(accuracy, initial=0.0) > 0:
+        msg = (
+            f"no model answered any of the {len(scores)} validation prompts "
+            "correctly, so the operating points cannot be calibrated. Add logs with "
+            "correct answers, or hold out more prompts with a larger validation "
+            "share."
+        )
+        raise LogError(msg)
     best = int(np.nanargmax(accuracy))
     choices = sweep(estimates, model_costs, weights)
 
@@ -84,3 +93,16 @@ def operating_points(estimates: np.ndarray, scores: np.ndarray, costs: np.ndarra
         "default_quality": float(default_quality),
         "points": points,
     }
+
+
+def _mean_known(scores: np.ndarray) -> np.ndarray:
+    """Return each column's mean over its non-NaN entries, NaN for an empty column.
+
+    Unlike ``np.nanmean``, it does not warn when a model has no validation answer.
+    """
+    known = ~np.isnan(scores)
+    counts = known.sum(axis=0)
+    totals = np.where(known, scores, 0.0).sum(axis=0)
+    means = np.full(scores.shape[1], np.nan)
+    np.divide(totals, counts, out=means, where=counts > 0)
+    return means

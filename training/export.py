@@ -16,8 +16,8 @@ no half bundle and keeps the bundle already at ``out``.
 import json
 import logging
 import os
+import secrets
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -53,15 +53,15 @@ def head_to_onnx(head, dim: int) -> onnx.ModelProto:
     parts, nodes, initializers, opsets = [], [], [], {}
     for j, member in enumerate(head.members):
         prefix = f"m{j}_"
-        column = f"{prefix}positive"
+        column = f"{prefix}_router_positive"
         if isinstance(member, float):
             initializers.append(numpy_helper.from_array(
-                np.array([member], dtype=np.float32), f"{prefix}constant"))
+                np.array([member], dtype=np.float32), f"{prefix}_router_constant"))
             nodes += [
-                helper.make_node("Shape", ["features"], [f"{prefix}shape"],
+                helper.make_node("Shape", ["features"], [f"{prefix}_router_shape"],
                                  start=0, end=1),
-                helper.make_node("Expand", [f"{prefix}constant", f"{prefix}shape"],
-                                 [f"{prefix}flat"]),
+                helper.make_node("Expand", [f"{prefix}_router_constant", f"{prefix}_router_shape"],
+                                 [f"{prefix}_router_flat"]),
             ]
         else:
             sub = onnx.compose.add_prefix(_convert(head.estimator, member, dim), prefix)
@@ -74,14 +74,14 @@ def head_to_onnx(head, dim: int) -> onnx.ModelProto:
                 opsets[imp.domain] = max(opsets.get(imp.domain, 0), imp.version)
             # A scalar index drops the class axis: P(class 1) as a [n] vector.
             initializers.append(numpy_helper.from_array(
-                np.array(1, dtype=np.int64), f"{prefix}one"))
+                np.array(1, dtype=np.int64), f"{prefix}_router_class_one"))
             nodes.append(helper.make_node(
-                "Gather", [f"{prefix}probabilities", f"{prefix}one"], [f"{prefix}flat"],
+                "Gather", [f"{prefix}probabilities", f"{prefix}_router_class_one"], [f"{prefix}_router_flat"],
                 axis=1))
         initializers.append(numpy_helper.from_array(
-            np.array([1], dtype=np.int64), f"{prefix}axis"))
+            np.array([1], dtype=np.int64), f"{prefix}_router_unsqueeze_axis"))
         nodes.append(helper.make_node(
-            "Unsqueeze", [f"{prefix}flat", f"{prefix}axis"], [column]))
+            "Unsqueeze", [f"{prefix}_router_flat", f"{prefix}_router_unsqueeze_axis"], [column]))
         parts.append(column)
     nodes.append(helper.make_node("Concat", parts, ["scores"], axis=1))
 
@@ -101,17 +101,24 @@ def head_to_onnx(head, dim: int) -> onnx.ModelProto:
     return model
 
 
-def fused_token_graph(head, vectors: np.ndarray) -> onnx.ModelProto:
-    """Build ``pick.onnx``: token ids in, scores out, for a logistic head.
+def token_scores(head, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return per-token logits ``(n_tokens + 1, k)`` and the bias of a logistic head.
 
-    Inputs are ``token_ids`` (int64, ``[n, length]``, padded with
-    ``len(vectors)``) and ``token_counts`` (float32, ``[n, 1]``, at least 1).
     Because the head is affine in the mean token vector, the mean of per-token
-    logits equals the logits of the mean vector.
+    logits equals the logits of the mean vector. The last row, all zeros, pads.
     """
     weights, bias = head.linear_parts()
     table = np.asarray(vectors, dtype=np.float64) @ weights.T
     table = np.vstack([table, np.zeros((1, table.shape[1]))]).astype(np.float32)
+    return table, np.asarray(bias, dtype=np.float32)
+
+
+def fused_token_graph(head, table: np.ndarray, bias: np.ndarray) -> onnx.ModelProto:
+    """Build ``pick.onnx``: token ids in, scores out, for a logistic head.
+
+    Inputs are ``token_ids`` (int64, ``[n, length]``, padded with the last row of
+    ``table``) and ``token_counts`` (float32, ``[n, 1]``, at least 1).
+    """
     final = "Softmax" if head.kind == "cheapest" else "Sigmoid"
     final_attrs = {"axis": 1} if final == "Softmax" else {}
     nodes = [
@@ -124,7 +131,7 @@ def fused_token_graph(head, vectors: np.ndarray) -> onnx.ModelProto:
     ]
     initializers = [
         numpy_helper.from_array(table, "table"),
-        numpy_helper.from_array(np.asarray(bias, dtype=np.float32), "bias"),
+        numpy_helper.from_array(bias, "bias"),
         numpy_helper.from_array(np.array([1], dtype=np.int64), "reduce_axes"),
     ]
     graph = helper.make_graph(
@@ -185,7 +192,7 @@ def write_bundle(out: Path, manifest: dict, files: dict) -> Path:
     """
     out = Path(out).resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    staging = _new_dir(out.parent, f".{out.name}.", ".tmp")
     try:
         entries = {}
         for name, content in files.items():
@@ -220,9 +227,29 @@ def _bundle_id(entries: dict) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def _new_dir(parent: Path, prefix: str, suffix: str) -> Path:
+    """Create a new, uniquely named directory in ``parent`` and return it.
+
+    Unlike ``tempfile.mkdtemp``, whose directories are private (mode 0700), it
+    applies the umask, so a bundle gets the permissions of any new directory and
+    a service running as another user can read it.
+    """
+    while True:
+        path = parent / f"{prefix}{secrets.token_hex(6)}{suffix}"
+        try:
+            path.mkdir()
+        except FileExistsError:
+            continue
+        return path
+
+
 def _replace_dir(staging: Path, out: Path) -> None:
     # A rename is atomic on one file system. An existing bundle is moved aside
-    # first and deleted only after the new one is in place.
+    # first, moved back if the new one does not take its place, and deleted only
+    # after the new one is in place.
+    if out.exists() and not out.is_dir():
+        msg = f"--out {out} is a file; choose a directory path for the bundle"
+        raise FileExistsError(msg)
     if out.exists() and not (out / _bundle.MANIFEST).is_file() and any(out.iterdir()):
         msg = (
             f"--out {out} exists and is not a bundle; refusing to replace it. "
@@ -230,10 +257,20 @@ def _replace_dir(staging: Path, out: Path) -> None:
         )
         raise FileExistsError(msg)
     old = None
-    if out.exists():
-        old = out.parent / f".{out.name}.old-{os.getpid()}"
-        os.replace(out, old)
-    os.replace(staging, out)
+    try:
+        if out.exists():
+            old = _new_dir(out.parent, f".{out.name}.old-", "")
+            # Renaming a directory onto an empty one replaces it.
+            os.replace(out, old)
+        os.replace(staging, out)
+    except BaseException:
+        # Also reached on KeyboardInterrupt, so the old bundle is never left
+        # aside with nothing at ``out``.
+        if old is not None and not out.exists():
+            os.replace(old, out)
+        elif old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+        raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
 

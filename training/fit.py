@@ -39,6 +39,7 @@ class Head:
     classes: np.ndarray  # cheapest: model index of each output column
     members: list = field(default_factory=list)  # native estimators, or floats
     seed: int = 0
+    dim: int = 0  # number of features it was fitted on
 
     def predict_outputs(self, X: np.ndarray) -> np.ndarray:
         """Return the native model's outputs for float32 features ``X``."""
@@ -77,6 +78,8 @@ class Head:
         return np.asarray(rows), np.asarray(biases)
 
     def _dim(self) -> int:
+        if self.dim:
+            return self.dim
         for member in self.members:
             if not isinstance(member, float):
                 return member.n_features_in_
@@ -118,7 +121,7 @@ def fit_head(kind: str, estimator: str, X: np.ndarray, *, y: np.ndarray,
                                params=params)
         model.fit(X, y)
         classes = np.asarray(_classes_of(model), dtype=np.int64)
-        return Head(kind, estimator, n_models, classes, [model], seed)
+        return Head(kind, estimator, n_models, classes, [model], seed, X.shape[1])
 
     members = []
     for j in range(n_models):
@@ -133,7 +136,8 @@ def fit_head(kind: str, estimator: str, X: np.ndarray, *, y: np.ndarray,
         model = make_estimator(estimator, seed, n_classes=2, params=params)
         model.fit(X[rows], target)
         members.append(model)
-    return Head(kind, estimator, n_models, np.arange(n_models), members, seed)
+    return Head(kind, estimator, n_models, np.arange(n_models), members, seed,
+                X.shape[1])
 
 
 def make_estimator(name: str, seed: int, *, n_classes: int, params: dict | None = None):

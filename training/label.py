@@ -154,6 +154,15 @@ def cheapest_correct(table: Table, *, threshold: float = 1.0,
         raise ValueError(msg)
     known = ~np.isnan(table.scores)
     correct = known & (np.nan_to_num(table.scores, nan=0.0) >= threshold - 1e-12)
+    if not correct.any():
+        msg = (
+            f"none of the {int(known.sum()):,} answers has a score at or above the "
+            f"threshold {threshold:g} (the highest score is "
+            f"{float(np.nanmax(table.scores)):g}), so no model is ever correct and "
+            "there is nothing to learn. Lower the threshold, such as "
+            "--threshold 0.5 for graded scores, or check the score column."
+        )
+        raise LogError(msg)
 
     if unanswered is None:
         unanswered = table.models[int(np.nanargmax(table.accuracy))]

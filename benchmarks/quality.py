@@ -1,0 +1,521 @@
+"""Compare routers by cross-validation on the RouterBench and RouteLLM MMLU logs.
+
+Every router is fitted and scored on the same seeded folds, grouped by prompt
+text (:func:`training.split.grouped_folds`). Within each fold, the training part
+is split again as :func:`training.train` splits its logs: the head is fitted on
+80% of it and the operating points are calibrated on the other 20%, grouped and
+seeded the same way. The head is not refitted on the whole training part,
+because a bundle ships the head that its operating points were calibrated
+with, and the benchmark measures what a bundle would do.
+
+The folds calibrate different operating points, so the held-out choices are
+pooled by quality target: for each ``q`` of :data:`QUALITY_TARGETS`, each fold
+routes its held-out prompts with the point that
+:meth:`router._choose.OperatingPoints.for_quality` returns for ``q``. Each
+prompt thus gets exactly one held-out choice per target, and the pooled curve
+is what ``pick(prompt, quality=q)`` would deliver. The calibration gap at ``q``
+is the pooled held-out quality relative to the most accurate single model,
+minus ``q``.
+
+Run from the repository root::
+
+    python benchmarks/quality.py --write BENCHMARKS.md
+"""
+
+import argparse
+import os
+import platform
+import re
+import shlex
+import sys
+import time
+import warnings
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+# A checkout need not be installed: the repository root holds both packages.
+sys.path.insert(0, str(ROOT))
+
+from router._choose import OperatingPoints, quality_scores  # noqa: E402
+from training import calibrate, collect, embed, evaluate, fit, label, split  # noqa: E402
+
+DATASETS = {
+    "routerbench": {"folder": "routerbench", "prices": None},
+    "routellm": {
+        "folder": "routellm-mmlu",
+        "prices": ROOT / "examples" / "routellm-mmlu-prices.json",
+    },
+}
+TITLES = {"routerbench": "RouterBench", "routellm": "RouteLLM MMLU"}
+
+# Quality targets, as fractions of the most accurate single model's quality, that
+# define the pooled curve. Targets above 1 reach the points that beat that model.
+QUALITY_TARGETS = np.round(np.arange(0.50, 1.1001, 0.01), 2)
+REPORTED_TARGETS = (0.9, 0.95, 1.0)
+
+# Held-out fraction of each fold's training part used for calibration, as in
+# training.pipeline.TrainConfig.validation.
+CALIBRATION_SHARE = 0.2
+
+# The reference of the two cost targets: its quality at a third of its cost, and
+# 95% of its quality at a fifteenth of its cost.
+REFERENCE_MODEL = "gpt-4-1106-preview"
+COST_TARGETS = ((1.0, 3.0), (0.95, 15.0))
+
+KNN_NEIGHBORS = 40
+TFIDF_C = 1.0
+
+MARK_START = "<!-- quality:start -->"
+MARK_END = "<!-- quality:end -->"
+
+
+@dataclass(frozen=True)
+class RouterSpec:
+    """One router of the comparison: features, head and estimator."""
+
+    name: str
+    features: str  # "static", "minilm" or "tfidf"
+    head: str  # "correctness", "cheapest" or "knn"
+    estimator: str | None = None  # "logreg" or "lightgbm" for the fitted heads
+    params: dict = field(default_factory=dict)  # overrides of make_estimator
+
+
+DEFAULT_ROUTER = RouterSpec("static · correctness · logreg", "static", "correctness",
+                            "logreg")
+
+
+def router_specs(*, minilm: bool) -> list[RouterSpec]:
+    """Return the routers to compare, the pipeline's default first."""
+    specs = [
+        DEFAULT_ROUTER,
+        RouterSpec("static · correctness · lightgbm", "static", "correctness",
+                   "lightgbm"),
+        RouterSpec("static · cheapest · logreg", "static", "cheapest", "logreg"),
+        RouterSpec("static · cheapest · lightgbm", "static", "cheapest", "lightgbm"),
+    ]
+    if minilm:
+        specs += [
+            RouterSpec("minilm · correctness · logreg", "minilm", "correctness",
+                       "logreg"),
+            RouterSpec("minilm · correctness · lightgbm", "minilm", "correctness",
+                       "lightgbm"),
+            RouterSpec("minilm · cheapest · logreg", "minilm", "cheapest", "logreg"),
+        ]
+    knn_features = "minilm" if minilm else "static"
+    specs += [
+        RouterSpec(f"baseline: kNN (k={KNN_NEIGHBORS}, {knn_features})",
+                   knn_features, "knn"),
+        RouterSpec("baseline: TF-IDF · correctness · logreg", "tfidf", "correctness",
+                   "logreg"),
+    ]
+    return specs
+
+
+@dataclass
+class Dataset:
+    """A dataset's table and the feature matrices of its prompts."""
+
+    name: str
+    table: label.Table
+    features: dict  # "static" / "minilm" -> ndarray; "tfidf" -> the texts
+    n_dropped: dict  # cleaning counts of training.collect.read_logs
+
+
+def load_dataset(name: str, data: Path, *, minilm: bool) -> Dataset:
+    """Read a dataset and featurize its prompts with the pipeline's featurizers."""
+    entry = DATASETS[name]
+    with warnings.catch_warnings():
+        # The cleaning counts are reported in the output instead.
+        warnings.simplefilter("ignore", collect.LogDataWarning)
+        logs = collect.read_logs(data / entry["folder"], prices=entry["prices"])
+    table = label.build_table(logs.frame)
+    features = {"tfidf": table.prompts}
+    features["static"] = embed.make_featurizer("static").transform(table.prompts)
+    if minilm:
+        minilm_featurizer = embed.make_featurizer("minilm")
+        features["minilm"] = minilm_featurizer.transform(table.prompts, progress=True)
+    return Dataset(name, table, features, dict(logs.changes))
+
+
+@dataclass
+class Fold:
+    """Row indices of one fold: fit and calibrate on the training part, test."""
+
+    fit: np.ndarray
+    calibrate: np.ndarray
+    test: np.ndarray
+
+
+def make_folds(prompts: list[str], n_folds: int, seed: int) -> list[Fold]:
+    """Return the outer folds, each with the pipeline's inner split of its train part."""
+    outer = split.grouped_folds(prompts, n_folds=n_folds, seed=seed)
+    folds = []
+    for k, test in enumerate(outer):
+        train = np.sort(np.concatenate([f for j, f in enumerate(outer) if j != k]))
+        inner_fit, inner_calibrate = split.train_validation_split(
+            [prompts[i] for i in train], validation=CALIBRATION_SHARE, seed=seed)
+        folds.append(Fold(train[inner_fit], train[inner_calibrate], test))
+    return folds
+
+
+def estimate(spec: RouterSpec, dataset: Dataset, fit_rows: np.ndarray,
+             predict_rows: list[np.ndarray], seed: int) -> list[np.ndarray]:
+    """Fit ``spec`` on ``fit_rows`` and return its quality estimates per row set.
+
+    Each estimate is ``(len(rows), n_models)``, in the sense of
+    :func:`router._choose.quality_scores`.
+    """
+    table = dataset.table
+    labels = label.cheapest_correct(table.take(fit_rows))
+    n_models = len(table.models)
+    if spec.head == "knn":
+        return _knn_estimates(dataset.features[spec.features], labels, fit_rows,
+                              predict_rows)
+    if spec.features == "tfidf":
+        return _tfidf_estimates(dataset.features["tfidf"], labels, fit_rows,
+                                predict_rows, seed)
+
+    X = dataset.features[spec.features]
+    head = fit.fit_head(spec.head, spec.estimator, X[fit_rows], y=labels.y,
+                        correct=labels.correct, known=labels.known, seed=seed,
+                        params=spec.params)
+    return [quality_scores(head.kind, head.predict_outputs(X[rows]), head.classes,
+                           n_models)
+            for rows in predict_rows]
+
+
+def _knn_estimates(X: np.ndarray, labels: label.Labels, fit_rows: np.ndarray,
+                   predict_rows: list[np.ndarray]) -> list[np.ndarray]:
+    # RouterBench's kNN router: P(correct) of a model is its mean correctness on
+    # the nearest training prompts by cosine distance.
+    from sklearn.neighbors import NearestNeighbors
+
+    index = NearestNeighbors(n_neighbors=KNN_NEIGHBORS, metric="cosine")
+    index.fit(X[fit_rows])
+    prior = labels.correct.sum(axis=0) / np.maximum(labels.known.sum(axis=0), 1)
+    out = []
+    for rows in predict_rows:
+        _, neighbors = index.kneighbors(X[rows])
+        correct = labels.correct[neighbors].sum(axis=1)
+        known = labels.known[neighbors].sum(axis=1)
+        share = correct / np.maximum(known, 1)
+        out.append(np.where(known > 0, share, prior).astype(np.float32))
+    return out
+
+
+def _tfidf_estimates(texts: list[str], labels: label.Labels, fit_rows: np.ndarray,
+                     predict_rows: list[np.ndarray], seed: int) -> list[np.ndarray]:
+    # One logistic regression per model on sparse TF-IDF features, as the
+    # correctness head does on dense ones.
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    vectorizer = TfidfVectorizer(sublinear_tf=True, ngram_range=(1, 2), min_df=2)
+    X_fit = vectorizer.fit_transform([texts[i] for i in fit_rows])
+    X_predict = [vectorizer.transform([texts[i] for i in rows]) for rows in predict_rows]
+    out = [np.empty((len(rows), labels.correct.shape[1]), dtype=np.float32)
+           for rows in predict_rows]
+    for j in range(labels.correct.shape[1]):
+        known = labels.known[:, j]
+        target = labels.correct[known, j]
+        if target.all() or not target.any():
+            for estimates in out:
+                estimates[:, j] = float(target.mean()) if target.size else 0.5
+            continue
+        model = LogisticRegression(C=TFIDF_C, max_iter=2000, random_state=seed)
+        model.fit(X_fit[known], target)
+        for estimates, X in zip(out, X_predict):
+            estimates[:, j] = model.predict_proba(X)[:, 1]
+    return out
+
+
+def cross_validate(spec: RouterSpec, dataset: Dataset, folds: list[Fold],
+                   seed: int) -> np.ndarray:
+    """Return the pooled held-out choices of ``spec``, ``(n_targets, n_prompts)``."""
+    table = dataset.table
+    choices = np.zeros((len(QUALITY_TARGETS), len(table.prompts)), dtype=np.intp)
+    for fold in folds:
+        cal_estimates, test_estimates = estimate(
+            spec, dataset, fold.fit, [fold.calibrate, fold.test], seed)
+        train = np.concatenate([fold.fit, fold.calibrate])
+        model_costs = np.nanmean(table.costs[train], axis=0)
+        cal = table.take(fold.calibrate)
+        points = OperatingPoints(calibrate.operating_points(
+            cal_estimates, cal.scores, cal.costs, model_costs, table.models,
+            default_quality=0.95))
+        weights = [points.for_quality(float(q), warn=False)["cost_weight"]
+                   for q in QUALITY_TARGETS]
+        choices[:, fold.test] = calibrate.sweep(test_estimates, model_costs, weights)
+    return choices
+
+
+def run_dataset(dataset: Dataset, specs: list[RouterSpec], n_folds: int,
+                seed: int) -> evaluate.Report:
+    """Cross-validate every router on ``dataset`` and evaluate the pooled choices."""
+    folds = make_folds(dataset.table.prompts, n_folds, seed)
+    choices = {}
+    for spec in specs:
+        started = time.perf_counter()
+        choices[spec.name] = cross_validate(spec, dataset, folds, seed)
+        print(f"  {dataset.name}: {spec.name} in {time.perf_counter() - started:.1f} s",
+              file=sys.stderr, flush=True)
+    table = dataset.table
+    main = choices.pop(specs[0].name)
+    return evaluate.evaluate_choices(
+        table.scores, table.costs, list(table.models), main,
+        point_labels=[f"q={q:.2f}" for q in QUALITY_TARGETS], extra_routers=choices)
+
+
+# ------------------------------------------------------------------- output
+
+
+def _curve_key(report: evaluate.Report, name: str, specs: list[RouterSpec]) -> str:
+    return evaluate.ROUTER_NAME if name == specs[0].name else name
+
+
+def _percent(value, decimals: int = 1) -> str:
+    return "–" if value is None or not np.isfinite(value) else f"{100 * value:.{decimals}f}"
+
+
+def _usd(value) -> str:
+    return "–" if value is None or not np.isfinite(value) else f"{value:.6f}"
+
+
+def _ratio(value) -> str:
+    return "–" if value is None else ("inf" if value == np.inf else f"{value:.2f}×")
+
+
+def _markdown(headers: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(headers) + " |",
+             "|" + "|".join(["---"] + ["---:"] * (len(headers) - 1)) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return lines
+
+
+def metrics_table(report: evaluate.Report, specs: list[RouterSpec]) -> list[str]:
+    """Return the curve metrics of every router and the random mix as Markdown."""
+    headers = ["router", "AIQ", "APGR", "CPT(50%)", "CPT(80%)", "CostSave",
+               "cost ratio"]
+    rows = []
+    named = [(s.name, report.metrics[_curve_key(report, s.name, specs)]) for s in specs]
+    named.append((f"baseline: random mix ({report.cheapest_model} to "
+                  f"{report.best_model})", report.random_mix_metrics))
+    for name, m in named:
+        apgr = "–" if m.apgr is None else f"{m.apgr:.3f}"
+        rows.append([name, _percent(m.aiq, 2), apgr, _percent(m.cpt50),
+                     _percent(m.cpt80), _percent(m.cost_save), _ratio(m.cost_ratio)])
+    return _markdown(headers, rows)
+
+
+def targets_table(report: evaluate.Report, specs: list[RouterSpec]) -> list[str]:
+    """Return quality, cost and calibration gap at the reported targets."""
+    headers = ["router"]
+    for q in REPORTED_TARGETS:
+        headers += [f"q={q:g} quality %", "cost USD", "gap pp"]
+    rows = []
+    for spec in specs:
+        curve = report.curves[_curve_key(report, spec.name, specs)]
+        row = [spec.name]
+        for q in REPORTED_TARGETS:
+            point = curve[int(np.flatnonzero(np.isclose(QUALITY_TARGETS, q))[0])]
+            gap = point.quality / report.best_quality - q
+            row += [_percent(point.quality), _usd(point.cost), f"{100 * gap:+.1f}"]
+        rows.append(row)
+    return _markdown(headers, rows)
+
+
+def reference_rows(report: evaluate.Report) -> list[str]:
+    """Return the single models and the oracle as Markdown."""
+    rows = [[p.label, _percent(p.quality), _usd(p.cost)] for p in report.models]
+    rows.append(["oracle (cheapest correct model per prompt)",
+                 _percent(report.oracle.quality), _usd(report.oracle.cost)])
+    return _markdown(["single model", "quality %", "cost USD"], rows)
+
+
+def cost_targets(report: evaluate.Report, specs: list[RouterSpec]) -> list[str]:
+    """Return the minimum hull cost reaching each cost target, as Markdown."""
+    if REFERENCE_MODEL not in report.model_names:
+        return []
+    reference = report.models[report.model_names.index(REFERENCE_MODEL)]
+    headers = ["router"]
+    for share, divisor in COST_TARGETS:
+        headers += [f"min cost at {share:.0%} of {REFERENCE_MODEL}",
+                    f"{REFERENCE_MODEL} cost / that", f"meets cost / {divisor:g}"]
+    curves = [(s.name, report.curves[_curve_key(report, s.name, specs)]) for s in specs]
+    curves.append(("baseline: random mix", report.random_mix))
+    curves.append(("oracle", [report.oracle]))
+    rows = []
+    for name, points in curves:
+        hull = evaluate.upper_hull([p.cost for p in points], [p.quality for p in points])
+        row = [name]
+        for share, divisor in COST_TARGETS:
+            ratio = evaluate.cost_ratio_at_quality(hull, share * reference.quality,
+                                                   reference.cost)
+            cost = None if ratio is None else reference.cost / ratio
+            meets = "no" if ratio is None else ("yes" if ratio >= divisor else "no")
+            row += [_usd(cost), _ratio(ratio), meets]
+        rows.append(row)
+    lines = [
+        f"{REFERENCE_MODEL} on these held-out prompts: quality "
+        f"{_percent(reference.quality)}%, cost {_usd(reference.cost)} USD per "
+        f"request; cost / 3 = {_usd(reference.cost / 3)}, cost / 15 = "
+        f"{_usd(reference.cost / 15)}. The minimum cost is read off each "
+        "router's non-decreasing hull, which is reached by sending each prompt at "
+        "random to one of two operating points; '–' means never reached.",
+        "",
+    ]
+    return lines + _markdown(headers, rows)
+
+
+def dataset_section(dataset: Dataset, report: evaluate.Report,
+                    specs: list[RouterSpec]) -> list[str]:
+    """Return the Markdown of one dataset: counts, tables and the plot path."""
+    table = dataset.table
+    missing = int(np.isnan(table.scores).sum())
+    dropped = ", ".join(f"{k} {v}" for k, v in sorted(dataset.n_dropped.items()))
+    low, high = report.cost_range
+    lines = [
+        f"### {TITLES[dataset.name]}",
+        "",
+        f"{len(table.prompts)} prompts, {len(table.models)} models; "
+        f"{missing} (prompt, model) scores missing; read_logs changes: "
+        f"{dropped or 'none'}. AIQ averages over costs {_usd(low)} to {_usd(high)} "
+        f"USD per request. Strong model {report.strong}, weak {report.weak}.",
+        "",
+        *metrics_table(report, specs),
+        "",
+        "Quality, cost and calibration gap at quality targets q (gap: held-out "
+        f"quality / {report.best_model}'s held-out quality − q, in percentage "
+        "points):",
+        "",
+        *targets_table(report, specs),
+        "",
+        *reference_rows(report),
+        "",
+    ]
+    targets = cost_targets(report, specs)
+    if targets:
+        lines += ["Cost targets:", "", *targets, ""]
+    return lines
+
+
+def write_section(path: Path, body: str) -> None:
+    """Replace the text between the quality markers of ``path``, or append it."""
+    section = f"{MARK_START}\n{body.rstrip()}\n{MARK_END}"
+    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
+    pattern = re.compile(re.escape(MARK_START) + r".*?" + re.escape(MARK_END), re.S)
+    if pattern.search(text):
+        text = pattern.sub(lambda _: section, text, count=1)
+    else:
+        text = text.rstrip() + "\n\n" + section + "\n"
+    path.write_text(text, encoding="utf-8")
+
+
+def machine() -> str:
+    """Describe the CPU, the core count and the Python and library versions."""
+    cpu = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        found = re.search(r"model name\s*:\s*(.+)", cpuinfo.read_text())
+        cpu = found.group(1).strip() if found else cpu
+    import lightgbm
+    import sklearn
+
+    return (f"{cpu}, {os.cpu_count()} cores, no GPU; Python "
+            f"{platform.python_version()}, scikit-learn {sklearn.__version__}, "
+            f"LightGBM {lightgbm.__version__}")
+
+
+def method_notes(n_folds: int, seed: int) -> list[str]:
+    return [
+        f"Method: {n_folds}-fold cross-validation over prompts, grouped by prompt "
+        f"text, seed {seed}. In each fold the head is fitted on "
+        f"{1 - CALIBRATION_SHARE:.0%} of the training part and its operating "
+        f"points are calibrated on the other {CALIBRATION_SHARE:.0%} (grouped, "
+        "seeded), as `training.train` does; the head is not refitted. Each fold "
+        "routes its held-out prompts at the operating point that "
+        "`OperatingPoints.for_quality(q)` returns for q = "
+        f"{QUALITY_TARGETS[0]:.2f}, {QUALITY_TARGETS[1]:.2f}, …, "
+        f"{QUALITY_TARGETS[-1]:.2f}, and the held-out choices of the folds are "
+        "pooled into one curve per router, so every prompt counts once per q. "
+        "Metrics follow `docs/metrics.md`; CostSave and cost ratio are at the "
+        "most accurate single model's held-out quality. kNN: mean correctness of "
+        f"the {KNN_NEIGHBORS} nearest training prompts by cosine distance. "
+        f"TF-IDF: word 1-2-grams, sublinear tf, min_df 2, logistic regression C = "
+        f"{TFIDF_C:g} per model. Both baselines use the same operating-point family "
+        "and calibration.",
+        "",
+    ]
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="Compare routers by grouped cross-validation on logged traffic.")
+    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data",
+                        help="folder with routerbench/ and routellm-mmlu/ "
+                             "(default: %(default)s)")
+    parser.add_argument("--folds", type=int, default=5,
+                        help="number of cross-validation folds (default: 5)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of the folds, the inner split and the estimators")
+    parser.add_argument("--datasets", nargs="+", choices=list(DATASETS),
+                        default=list(DATASETS), help="datasets to run (default: all)")
+    parser.add_argument("--skip-minilm", action="store_true",
+                        help="leave out the MiniLM routers; kNN then uses static "
+                             "features")
+    parser.add_argument("--write", type=Path, metavar="MARKDOWN",
+                        help="replace the quality section of this Markdown file, "
+                             "such as BENCHMARKS.md")
+    parser.add_argument("--plots", type=Path, default=ROOT / "benchmarks" / "out",
+                        help="folder for the cost-quality PNGs (default: %(default)s)")
+    args = parser.parse_args(argv)
+    if args.folds < 2:
+        parser.error(f"--folds must be at least 2; got {args.folds}")
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    missing = [DATASETS[n]["folder"] for n in args.datasets
+               if not (args.data / DATASETS[n]["folder"]).is_dir()]
+    if missing:
+        sys.exit(f"data folder not found: {args.data} has no {', '.join(missing)}. "
+                 "Pass --data with the folder that holds the RouterBench and "
+                 "RouteLLM MMLU logs.")
+    started = time.perf_counter()
+    specs = router_specs(minilm=not args.skip_minilm)
+    args.plots.mkdir(parents=True, exist_ok=True)
+
+    sections = []
+    for name in args.datasets:
+        dataset = load_dataset(name, args.data, minilm=not args.skip_minilm)
+        report = run_dataset(dataset, specs, args.folds, args.seed)
+        evaluate.plot_report(report, args.plots / f"quality_{name}.png")
+        sections += dataset_section(dataset, report, specs)
+
+    elapsed = time.perf_counter() - started
+    command = "python " + shlex.join(sys.argv if argv is None else ["quality.py", *argv])
+    header = [
+        "## Routing quality by cross-validation",
+        "",
+        f"Command: `{command}` (from the repository root), run on "
+        f"{date.today().isoformat()} in {elapsed / 60:.1f} minutes on "
+        f"{machine()}. Plots: `benchmarks/out/quality_<dataset>.png`. The first row "
+        "of each table is the pipeline's default router.",
+        "",
+        *method_notes(args.folds, args.seed),
+    ]
+    body = "\n".join(header + sections)
+    print(body)
+    if args.write:
+        write_section(args.write, body)
+        print(f"wrote the quality section of {args.write}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
