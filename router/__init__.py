@@ -16,6 +16,7 @@ scikit-learn, LightGBM, polars nor MLflow; onnxruntime loads with the first bund
 import threading
 
 from router._choose import QualityNotReachedWarning
+from router._record import PickRecord
 from router._router import Router, default_bundle_path
 from router._text import prompt_text
 from router.errors import (
@@ -35,6 +36,7 @@ __all__ = [
     "BundleVersionError",
     "LogError",
     "PickError",
+    "PickRecord",
     "PriceError",
     "QualityNotReachedWarning",
     "Router",
@@ -51,7 +53,7 @@ _default: Router | None = None
 _default_lock = threading.Lock()
 
 
-def load(path, *, threads: int = 1) -> Router:
+def load(path, *, threads: int = 1, on_pick=None) -> Router:
     """Load the bundle directory at ``path`` and return its :class:`Router`.
 
     Parameters
@@ -60,13 +62,16 @@ def load(path, *, threads: int = 1) -> Router:
         A directory that ``router train --out DIR`` wrote.
     threads : int
         onnxruntime threads per pick. One is fastest for single prompts.
+    on_pick : callable, optional
+        Called with a :class:`PickRecord` after every pick, for audits, shadow
+        runs and cost accounting; see :attr:`Router.on_pick`.
 
     Raises
     ------
     BundleError
         If the directory or one of its files is missing, damaged or changed.
     """
-    return Router(path, threads=threads)
+    return Router(path, threads=threads, on_pick=on_pick)
 
 
 def _default_router() -> Router:

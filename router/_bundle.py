@@ -19,14 +19,23 @@ Manifest format, version 1
     ``"correctness"`` for one probability of a correct answer per model),
     ``estimator``, ``file`` (ONNX), ``input`` (``"features"`` or ``"token_ids"``).
 ``models``
-    Model names in cost order, cheapest first, each with ``cost_usd`` and the
-    validation ``accuracy``.
+    Model names in cost order, cheapest first, each with ``cost_usd`` and its
+    ``accuracy`` over all the training logs, and ``mean_input_tokens`` and
+    ``mean_output_tokens`` when the logs count tokens. ``router reprice``
+    changes the costs but not this order.
 ``label_policy``, ``data``, ``metrics``, ``training``
     How labels were made, a fingerprint and summary of the training logs, the
     validation metrics, and the training parameters.
 ``operating_points``
-    The calibrated cost weights and the default quality target; see
-    :mod:`router._choose`.
+    The calibrated cost weights and the default quality target, and an optional
+    ``pinned`` point that ``router calibrate`` writes; see :mod:`router._choose`.
+``validation``
+    The files of the validation split's head outputs, scores and costs, and
+    the models whose validation costs a reprice replaced; see
+    :mod:`training.recalibrate`.
+``revisions``
+    One entry per ``router calibrate`` or ``router reprice`` run: the command,
+    its time, its inputs and the previous ``bundle_id``.
 """
 
 import hashlib
@@ -92,7 +101,10 @@ def read_manifest(directory: Path, *, verify: bool = True) -> dict:
 
     version = manifest.get("format_version")
     if not isinstance(version, int) or version < 1:
-        msg = f"{path} has an invalid format_version {version!r}"
+        msg = (
+            f"{path} has an invalid format_version {version!r}; expected a whole "
+            "number >= 1. Retrain the bundle with `router train`."
+        )
         raise BundleError(msg)
     if version > FORMAT_VERSION:
         msg = (
@@ -110,10 +122,13 @@ def read_manifest(directory: Path, *, verify: bool = True) -> dict:
 def _verify_files(directory: Path, manifest: dict) -> None:
     files = manifest.get("files")
     if not isinstance(files, dict) or not files:
-        msg = f"{directory / MANIFEST} lists no files"
+        msg = f"{directory / MANIFEST} lists no files; retrain the bundle"
         raise BundleError(msg)
     for name, entry in files.items():
-        path = directory / _check_name(name)
+        try:
+            path = directory / _check_name(name)
+        except BundleError as e:
+            raise BundleError(f"{directory / MANIFEST}: {e}") from e
         if not isinstance(entry, dict):
             msg = (
                 f"{directory / MANIFEST} records {entry!r} for file {name!r}; "
@@ -192,7 +207,10 @@ def load_array(directory: Path, name: str) -> np.ndarray:
     # NumPy reports a damaged header with assorted exception types, such as
     # EOFError, SyntaxError and tokenize.TokenError, so any of them means damage.
     except Exception as e:
-        msg = f"bundle file {path} is not a readable .npy array ({e}); retrain the bundle"
+        msg = (
+            f"bundle file {path} is not a readable .npy array ({e}); retrain the "
+            "bundle"
+        )
         raise BundleError(msg) from e
     return array
 

@@ -14,11 +14,13 @@ Operating points form one family, indexed by a cost weight ``λ ≥ 0``::
     choice = argmax over m of  s[m] - λ · cost[m] / max(cost)
 
 ``λ = 0`` is quality first; a larger ``λ`` trades quality for cost. Ties go to
-the cheaper model, because models are kept in cost order and argmax takes the
-first maximum. Training calibrates a grid of ``λ`` on the validation split and
+the model listed first in the bundle. Training lists the models in cost order,
+so ties go to the cheaper model unless ``router reprice`` has since changed the
+costs' order. Training calibrates a grid of ``λ`` on the validation split and
 stores each point's validation quality and cost; ``pick(prompt, quality=q)``
 takes the cheapest stored point whose validation quality is at least ``q`` times
-that of the most accurate single model.
+that of the most accurate single model. ``router calibrate`` can pin one point,
+which ``pick`` then uses when no ``quality`` is given.
 """
 
 import math
@@ -35,13 +37,24 @@ class QualityNotReachedWarning(UserWarning):
 
 
 def quality_scores(head_kind: str, outputs: np.ndarray, classes: np.ndarray,
-                   n_models: int) -> np.ndarray:
-    """Return the ``(n, n_models)`` quality estimates of a batch of head outputs."""
+                   n_models: int, order: np.ndarray | None = None) -> np.ndarray:
+    """Return the ``(n, n_models)`` quality estimates of a batch of head outputs.
+
+    ``order`` lists the model indices from the cheapest to the most expensive
+    model, and None means that the models are already in cost order, as training
+    lists them. The cheapest head's cumulative sum runs in this order, so after a
+    reprice that reorders the costs, each estimate still covers the models at
+    most as expensive as its own.
+    """
     if head_kind == "correctness":
         return outputs
     full = np.zeros((outputs.shape[0], n_models), dtype=np.float32)
     full[:, classes] = outputs
-    return np.cumsum(full, axis=1)
+    if order is None:
+        return np.cumsum(full, axis=1)
+    cumulative = np.empty_like(full)
+    cumulative[:, order] = np.cumsum(full[:, order], axis=1)
+    return cumulative
 
 
 def choose(scores: np.ndarray, relative_costs: np.ndarray, cost_weight: float):
@@ -58,7 +71,8 @@ class OperatingPoints:
         The manifest's ``operating_points`` entry: ``points``, a list of dicts with
         ``cost_weight``, ``quality`` and ``cost_usd`` (validation figures), plus
         ``reference_quality`` (the most accurate single model's validation
-        quality) and ``default_quality``.
+        quality) and ``default_quality``. An optional ``pinned`` point, written
+        by ``router calibrate``, is what ``for_quality(None)`` returns.
     """
 
     def __init__(self, spec: dict):
@@ -73,6 +87,9 @@ class OperatingPoints:
             msg = "bundle manifest has no operating points; retrain it"
             raise BundleError(msg)
         _check_points(points, self.reference_quality, self.default_quality)
+        self.pinned = spec.get("pinned")
+        if self.pinned is not None:
+            _check_points([self.pinned], self.reference_quality, self.default_quality)
         self.points = points
         self._relative = [p["quality"] / self.reference_quality for p in points]
         self._cache: dict[float, dict] = {}
@@ -82,8 +99,11 @@ class OperatingPoints:
 
         A target that no point reaches returns the highest-quality point and,
         when ``warn`` is true, emits :class:`QualityNotReachedWarning` once per
-        target.
+        target. ``quality=None`` returns the pinned point when the bundle has
+        one, else the point of the bundle's default target.
         """
+        if quality is None and self.pinned is not None:
+            return self.pinned
         target = self.default_quality if quality is None else quality
         # The type is checked before the cache, because True == 1.0 would find
         # the point cached for 1.0.

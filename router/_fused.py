@@ -29,6 +29,8 @@ from router._text import clip
 # would allow gigabytes of dict keys.
 _MAX_COLUMNS = 500_000
 _MAX_KEY_CHARS = 8_000_000
+# Logits are raised to this before the sigmoid; see _activate.
+_MIN_LOGIT = np.float32(-80.0)
 
 # The memo stores each chunk's column number as native-endian int32 bytes, so
 # joining the lookups of a prompt's chunks builds its index array in one C call
@@ -136,7 +138,9 @@ class FusedLinearHead:
         logits += self._bias_column
         if self.activation == "sigmoid":
             # In place, because for one prompt each NumPy call costs more than its
-            # arithmetic does.
+            # arithmetic does. Below -80, exp(-logit) would overflow float32 and
+            # warn, while the sigmoid is already under 1e-34.
+            np.maximum(logits, _MIN_LOGIT, out=logits)
             np.negative(logits, out=logits)
             np.exp(logits, out=logits)
             logits += 1.0

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from router import _bundle
+from router import _bundle, _record
 from router._choose import OperatingPoints, quality_scores
 from router._text import prompt_text
 from router.errors import BundleError, PickError, UnknownModelError
@@ -25,14 +25,27 @@ class Router:
     Attributes
     ----------
     models : tuple of str
-        The model names it routes to, cheapest first.
+        The model names it routes to, in the bundle's order: cheapest first at
+        training, unchanged by ``router reprice``.
     costs : dict
-        Model name to its cost per request in USD, as recorded at training.
+        Model name to its cost per request in USD, as recorded at training or
+        by the latest ``router reprice``.
     bundle_id : str
-        A fingerprint of the bundle: the SHA-256 of its manifest's file checksums.
+        A fingerprint of the bundle: the SHA-256 of its manifest's file
+        checksums, and also of its costs and operating points once ``router
+        calibrate`` or ``router reprice`` has changed them.
+    on_pick : callable or None
+        Called with a :class:`router.PickRecord` after each pick, or None (the
+        default) to record nothing. An exception that it raises is logged once
+        and does not stop the pick.
     """
 
-    def __init__(self, directory, *, threads: int = 1):
+    def __init__(self, directory, *, threads: int = 1, on_pick=None):
+        if on_pick is not None and not callable(on_pick):
+            msg = f"on_pick must be a callable or None; got {type(on_pick).__name__}"
+            raise TypeError(msg)
+        self.on_pick = on_pick
+        self.on_pick_errors = 0
         self.directory = Path(directory)
         self.manifest = _bundle.read_manifest(self.directory)
         try:
@@ -49,7 +62,13 @@ class Router:
         self.models = tuple(self.costs)
         cost_array = np.array([self.costs[m] for m in self.models], dtype=np.float32)
         self._relative_costs = cost_array / max(float(cost_array.max()), 1e-30)
+        # Cost weight to its penalty vector; see _penalty.
+        self._penalties: dict[float, np.ndarray] = {}
         self._index = {name: i for i, name in enumerate(self.models)}
+        # The cheapest head sums its outputs in cost order; None while the
+        # bundle's order is the cost order, which spares a permutation per pick.
+        order = np.argsort(cost_array, kind="stable")
+        self._cost_order = None if (order == np.arange(len(order))).all() else order
 
         head = _bundle.require(manifest, "head")
         self.head_kind = _bundle.require(manifest, "head", "kind")
@@ -99,13 +118,17 @@ class Router:
         quality : float, optional
             The fraction of the most accurate single model's validation quality to
             keep; the cheapest operating point that reached it on validation is
-            used. Defaults to the bundle's training-time target.
+            used. Defaults to the bundle's pinned point (``router calibrate``),
+            else to its training-time target.
         allowed : iterable of str, optional
             Restrict the choice to these models (for example those that are up);
             the best remaining model by the router's own scores is returned.
         """
-        scores = self.scores(prompt)
-        return self._choose_rows(scores[None, :], quality, allowed)[0]
+        if self.on_pick is not None:
+            return _record.pick_and_record(self, [prompt_text(prompt)], quality,
+                                           allowed)[0]
+        scores = self._checked_scores([prompt_text(prompt)])
+        return self._choose_rows(scores, quality, allowed)[0]
 
     def pick_batch(self, prompts, *, quality: float | None = None,
                    allowed=None) -> list[str]:
@@ -121,6 +144,8 @@ class Router:
         texts = [prompt_text(p) for p in prompts]
         if not texts:
             return []
+        if self.on_pick is not None:
+            return _record.pick_and_record(self, texts, quality, allowed)
         return self._choose_rows(self._checked_scores(texts), quality, allowed)
 
     def scores(self, prompt) -> np.ndarray:
@@ -163,11 +188,23 @@ class Router:
 
     def _choose_rows(self, scores, quality, allowed) -> list[str]:
         point = self.operating_points.for_quality(quality)
-        penalty = point["cost_weight"] * self._relative_costs
+        penalty = self._penalty(point["cost_weight"])
         if allowed is not None:
             penalty = penalty + self._mask(allowed)
-        picks = np.argmax(scores - penalty, axis=1)
+        picks = (scores - penalty).argmax(axis=1).tolist()
         return [self.models[i] for i in picks]
+
+    def _penalty(self, cost_weight: float) -> np.ndarray:
+        """Return ``cost_weight * relative cost`` per model, memoized per weight."""
+        # Keys are the weights of the stored operating points, so the memo stays
+        # as small as the bundle. Two threads may both compute an entry; they
+        # store equal read-only arrays.
+        penalty = self._penalties.get(cost_weight)
+        if penalty is None:
+            penalty = cost_weight * self._relative_costs
+            penalty.flags.writeable = False
+            self._penalties[cost_weight] = penalty
+        return penalty
 
     def _mask(self, allowed) -> np.ndarray:
         if isinstance(allowed, str):
@@ -207,7 +244,8 @@ class Router:
                 raw = self._fused.scores_one(texts[0])[None, :]
             else:
                 raw = self._fused.scores_batch(texts)
-            return quality_scores(self.head_kind, raw, self._classes, len(self.models))
+            return quality_scores(self.head_kind, raw, self._classes, len(self.models),
+                                  self._cost_order)
         if self._input == "token_ids":
             outputs = [self._run_token_ids(texts[i:i + _BATCH_ROWS])
                        for i in range(0, len(texts), _BATCH_ROWS)]
@@ -215,7 +253,8 @@ class Router:
             outputs = [self._run({"features": self.featurizer.transform(
                 texts[i:i + _BATCH_ROWS])}) for i in range(0, len(texts), _BATCH_ROWS)]
         raw = np.concatenate(outputs) if len(outputs) > 1 else outputs[0]
-        return quality_scores(self.head_kind, raw, self._classes, len(self.models))
+        return quality_scores(self.head_kind, raw, self._classes, len(self.models),
+                              self._cost_order)
 
     def _run_token_ids(self, texts: list[str]) -> np.ndarray:
         rows = [self.featurizer.token_ids(t) for t in texts]
@@ -294,7 +333,10 @@ def _load_fused(featurizer, head: dict, directory: Path, manifest: dict,
         )
         raise BundleError(msg)
     if not np.isfinite(table).all():
-        msg = f"bundle file {directory / name} contains NaN or infinite scores; retrain it"
+        msg = (
+            f"bundle file {directory / name} contains NaN or infinite scores; "
+            "retrain the bundle"
+        )
         raise BundleError(msg)
     try:
         bias = np.asarray(head["bias"], dtype=np.float32)
@@ -323,7 +365,10 @@ def _open_session(path: Path, threads: int, head_input: str):
             str(path), options, providers=["CPUExecutionProvider"]
         )
     except Exception as e:  # onnxruntime raises its own untyped errors
-        msg = f"bundle file {path} is not a loadable ONNX model ({e}); retrain the bundle"
+        msg = (
+            f"bundle file {path} is not a loadable ONNX model ({e}); retrain the "
+            "bundle"
+        )
         raise BundleError(msg) from e
     found = {i.name for i in session.get_inputs()}
     expected = _SESSION_INPUTS.get(head_input)

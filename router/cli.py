@@ -1,7 +1,8 @@
 """The ``router`` command: train, evaluate and query routers.
 
-``router pick`` needs only the runtime. ``router train`` and ``router eval`` need
-the pipeline, installed with ``pip install 'learned-router[train]'``.
+``router pick`` needs only the runtime. ``router train``, ``router eval``,
+``router calibrate`` and ``router reprice`` need the pipeline, installed with
+``pip install 'learned-router[train]'``.
 
 Errors print as one line on stderr and exit with status 2; ``--debug`` shows the
 traceback before that line. Warnings print as one line each.
@@ -54,7 +55,8 @@ class _Parser(argparse.ArgumentParser):
     """An argument parser that reports a usage error as one ``error:`` line."""
 
     def error(self, message):
-        print(f"error: {self.prog}: {message} (see {self.prog} --help)", file=sys.stderr)
+        print(f"error: {self.prog}: {message} (see {self.prog} --help)",
+              file=sys.stderr)
         sys.exit(EXIT_ERROR)
 
 
@@ -65,8 +67,8 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):
 
 
 def _show_data_warnings(training) -> None:
-    # Dropped or changed log rows are always reported, even with --quiet, so no
-    # data is dropped silently; once per message, never raised as an error.
+    # Dropped or changed log rows are reported even with --quiet, once per
+    # message and never as an error, so that no data is dropped silently.
     warnings.filterwarnings("default", category=training.collect.LogDataWarning)
 
 
@@ -94,7 +96,8 @@ def _parser() -> argparse.ArgumentParser:
     logs.add_argument("--logs", nargs="+", required=True, metavar="PATH",
                       help="log files or directories; several make one dataset")
     logs.add_argument("--format", default="auto",
-                      choices=["auto", "long", "routerbench", "routellm"],
+                      choices=["auto", "long", "routerbench", "routellm",
+                               "preferences"],
                       help="log format (default: auto, told apart by the columns)")
     logs.add_argument("--prices", metavar="FILE",
                       help="price file (JSON: per call, or per million input and "
@@ -172,8 +175,61 @@ def _parser() -> argparse.ArgumentParser:
                       help="choose only among these models")
     pick.add_argument("--explain", action="store_true",
                       help="also print each model's score and cost")
+    pick.add_argument("--messages", action="store_true",
+                      help="read TEXT as JSON: a list of OpenAI-style messages or "
+                           "a list of turns, joined oldest first")
+    pick.add_argument("--record", metavar="FILE",
+                      help="append a JSON record of the pick (model, scores, "
+                           "operating point, bundle id) to FILE, one per line")
     pick.set_defaults(handler=_pick)
+
+    calibrate = commands.add_parser(
+        "calibrate", parents=[common], help="pin an operating point by share of calls",
+        description="Pin the highest-quality operating point that keeps each named "
+                    "model at or under a share of the picks on a sample of your "
+                    "prompts. No labels are needed; the bundle's manifest is "
+                    "rewritten in place.")
+    calibrate.add_argument("--bundle", required=True, metavar="DIR",
+                           help="bundle directory to change")
+    calibrate.add_argument("--prompts", metavar="FILE",
+                           help="the sample: a .txt file with one prompt per line, or "
+                                "a log file or folder in any --format")
+    calibrate.add_argument("--max-share", action="append", type=_share,
+                           metavar="MODEL=FRACTION", dest="max_share",
+                           help="largest share of the picks, in (0, 1], that MODEL "
+                                "may get; repeat for several models")
+    calibrate.add_argument("--format", default="auto",
+                           help="log format of --prompts (default: auto)")
+    calibrate.add_argument("--clear", action="store_true",
+                           help="remove the pinned point instead, so picks use the "
+                                "bundle's default quality target again")
+    calibrate.set_defaults(handler=_calibrate)
+
+    reprice = commands.add_parser(
+        "reprice", parents=[common], help="set new model prices without retraining",
+        description="Replace the bundle's model costs with those of a price file "
+                    "and recalibrate its operating points on the stored "
+                    "validation split; the manifest is rewritten in place.")
+    reprice.add_argument("--bundle", required=True, metavar="DIR",
+                         help="bundle directory to change")
+    reprice.add_argument("--prices", required=True, metavar="FILE",
+                         help="price file (JSON or CSV: per call, or per million "
+                              "input and output tokens)")
+    reprice.set_defaults(handler=_reprice)
     return parser
+
+
+def _share(text: str) -> tuple[str, float]:
+    """Parse one ``MODEL=FRACTION`` value of ``--max-share``."""
+    name, _, fraction = text.rpartition("=")
+    try:
+        value = float(fraction)
+    except ValueError:
+        value = None
+    if not name or value is None:
+        msg = f"expected MODEL=FRACTION, such as gpt-4=0.2; got {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return name, value
 
 
 def _configure_logging(args) -> None:
@@ -182,6 +238,10 @@ def _configure_logging(args) -> None:
     for noisy in ("alembic", "mlflow", "urllib3", "sentence_transformers", "httpx"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    # mlflow resets its own loggers on import, so the level goes through its
+    # environment variable.
+    if not args.debug:
+        os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     warnings.showwarning = _show_warning
     if args.quiet:
@@ -246,9 +306,15 @@ def _pick(args) -> int:
     import router
 
     text = sys.stdin.read() if args.text == "-" else args.text
+    if args.messages:
+        text = _json_prompt(text)
     r = router.load(args.bundle) if args.bundle else router._default_router()
+    if args.record:
+        choice = _pick_and_record(r, text, args)
+    else:
+        choice = r.pick(text, quality=args.quality, allowed=args.allowed)
     if not args.explain:
-        print(r.pick(text, quality=args.quality, allowed=args.allowed))
+        print(choice)
         return 0
     explained = r.explain(text, quality=args.quality, allowed=args.allowed)
     print(explained["model"])
@@ -260,6 +326,101 @@ def _pick(args) -> int:
     for m in explained["models"]:
         mark = " <" if m["name"] == explained["model"] else ""
         print(f"{m['name']:<{width}}  {m['score']:.3f}  ${m['cost_usd']:.6f}{mark}")
+    return 0
+
+
+def _pick_and_record(r, text, args) -> str:
+    import dataclasses
+
+    records = []
+    previous, r.on_pick = r.on_pick, records.append
+    try:
+        choice = r.pick(text, quality=args.quality, allowed=args.allowed)
+    finally:
+        r.on_pick = previous
+    # Written here rather than in the callback, whose errors a pick only logs, so
+    # that a file that cannot be written fails the command.
+    with open(args.record, "a", encoding="utf-8") as f:
+        for record in records:
+            line = json.dumps(dataclasses.asdict(record), ensure_ascii=False)
+            f.write(line + "\n")
+    return choice
+
+
+def _json_prompt(text: str):
+    try:
+        prompt = json.loads(text)
+    except json.JSONDecodeError as e:
+        msg = (
+            f"--messages expects TEXT to be JSON, such as "
+            f'[{{"role": "user", "content": "Hi"}}]; it is not valid JSON ({e})'
+        )
+        raise ValueError(msg) from e
+    if not isinstance(prompt, (str, list)):
+        msg = (
+            "--messages expects a JSON list of messages or turns; got a JSON "
+            f"{type(prompt).__name__}"
+        )
+        raise TypeError(msg)
+    return prompt
+
+
+def _calibrate(args) -> int:
+    training = _training()
+    from training import recalibrate
+
+    if args.clear:
+        bundle_id = recalibrate.unpin(args.bundle)
+        print(f"removed the pinned point of {args.bundle}; bundle id {bundle_id}")
+        return 0
+    if not args.prompts or not args.max_share:
+        msg = (
+            "router calibrate needs --prompts FILE and at least one --max-share "
+            "MODEL=FRACTION (or --clear)"
+        )
+        raise ValueError(msg)
+    _show_data_warnings(training)
+    limits = dict(args.max_share)
+    result = recalibrate.calibrate_shares(args.bundle, args.prompts, limits,
+                                          format=args.format)
+    point = result.point
+    print(f"pinned cost weight {point['cost_weight']:.4g}: validation quality "
+          f"{point['quality']:.3f} ({point['relative_quality']:.1%} of the most "
+          f"accurate model's), cost ${point['cost_usd']:.6f}/request")
+    print(f"share of the picks on the {result.n_prompts} prompts of {args.prompts}:")
+    width = max(len(name) for name in result.shares)
+    print(f"{'model':<{width}}  share   max share")
+    for name, share in result.shares.items():
+        limit = f"{result.max_share[name]:g}" if name in result.max_share else ""
+        print(f"{name:<{width}}  {share:.3f}   {limit}")
+    print(f"bundle id: {result.bundle_id}")
+    return 0
+
+
+def _reprice(args) -> int:
+    _training()
+    from router._choose import OperatingPoints
+    from training import recalibrate
+
+    result = recalibrate.reprice(args.bundle, args.prices)
+    width = max(len(name) for name in result.new_costs)
+    print(f"{'model':<{width}}  old cost/request    new cost/request")
+    for name, new in result.new_costs.items():
+        old = result.old_costs[name]
+        note = "" if name in result.repriced else "  (not in the price file)"
+        print(f"{name:<{width}}  ${old:.6f}  ->  ${new:.6f}{note}")
+    if result.reordered:
+        print("the new prices change the models' cost order")
+    points = result.operating_points
+    print(f"\n{len(points['points'])} operating points, recalibrated on the "
+          "validation split:")
+    print("target  cost weight  quality  cost/request")
+    ops = OperatingPoints(points)
+    for target in recalibrate.SUMMARY_TARGETS:
+        point = ops.for_quality(target, warn=False)
+        print(f"{target:<6g}  {point['cost_weight']:<11.4g}  {point['quality']:.3f}"
+              f"    ${point['cost_usd']:.6f}")
+    print(f"bundle id: {result.bundle_id}")
     return 0
 
 

@@ -1,6 +1,6 @@
 """Read logged LLM answers into one table of (prompt, model, score, cost) rows.
 
-:func:`read_logs` reads three formats and detects the format of each file from
+:func:`read_logs` reads four formats and detects the format of each file from
 its columns:
 
 ``long``
@@ -23,6 +23,10 @@ its columns:
     too close to its training data. When that file sits in the same folder as a
     RouteLLM log, answers to prompts whose text equals one of its
     ``eval_prompt`` values are dropped too.
+``preferences``
+    Pairwise preferences, Chatbot Arena style: ``prompt``, ``model_a``,
+    ``model_b`` and ``winner``, scored as :mod:`training.preferences`
+    describes. They have no cost, so a price file is required.
 
 Reading cleans the answers in this order, and counts every row it drops or
 changes in :attr:`Logs.changes`, by reason. The counts are answers, one per
@@ -32,6 +36,9 @@ count per file.
 
 ``contaminated_prompt``
     Answers to a RouteLLM prompt listed as contaminated, dropped.
+``preference_same_model``
+    Answers from preference-log comparisons of a model with itself, dropped
+    (two per comparison) while the file is read.
 ``prompt_not_list_literal``
     Answers whose RouterBench prompt is not a Python list literal, so the raw
     string is kept as the prompt text.
@@ -86,11 +93,12 @@ import polars as pl
 
 from router._text import prompt_text
 from router.errors import LogError, PriceError
+from training.preferences import is_preference_log, read_preferences
 from training.prices import Prices, load_prices
 
 logger = logging.getLogger(__name__)
 
-FORMATS = ("auto", "long", "routerbench", "routellm")
+FORMATS = ("auto", "long", "routerbench", "routellm", "preferences")
 LOG_SUFFIXES = (".csv", ".parquet", ".jsonl", ".ndjson", ".json")
 CONTAMINATION_FILE = "contaminated_prompts.jsonl"
 
@@ -146,6 +154,9 @@ _CHANGE_MESSAGES = {
         "the merged answer has the mean score and the mean cost"
     ),
     "model_empty": "left out {models} with no answers left",
+    "preference_same_model": (
+        "dropped {answers} from comparisons of a model with itself"
+    ),
 }
 
 
@@ -204,8 +215,10 @@ def read_logs(
         ``.ndjson``, ``.json``), sorted by path. Files in a folder whose columns
         match no format, such as ``contaminated_prompts.jsonl``, are skipped
         with an INFO log line, but a file named in ``paths`` must match.
-    format : {"auto", "long", "routerbench", "routellm"}, default "auto"
-        The format of every file, or "auto" to detect it per file.
+    format : str, default "auto"
+        The format of every file, one of :data:`FORMATS` ("long",
+        "routerbench", "routellm", "preferences"), or "auto" to detect it per
+        file.
     prices : str, path-like or Prices, optional
         A price file or loaded prices. Answers of a priced model take their
         cost from it, even when the logs have a cost.
@@ -376,8 +389,9 @@ def _read_file(
         msg = (
             f"cannot tell the log format of {path} from its columns {table.columns}. "
             "Expected 'long' (prompt, model, score, cost_usd), 'routerbench' "
-            "(prompt, <model>, <model>|total_cost) or 'routellm' (prompt and one "
-            "True/False column per model). For the long format it lacks "
+            "(prompt, <model>, <model>|total_cost), 'routellm' (prompt and one "
+            "True/False column per model) or 'preferences' (prompt, model_a, "
+            "model_b, winner). For the long format it lacks "
             f"{_quoted(missing)}."
         )
         raise LogError(msg)
@@ -590,6 +604,8 @@ def _detect_format(table: pl.DataFrame) -> str | None:
     columns = set(table.columns)
     if "prompt" not in columns:
         return None
+    if is_preference_log(columns):
+        return "preferences"
     if any(column.endswith(_COST_SUFFIX) for column in columns):
         return "routerbench"
     if {"model", "score"} <= columns:
@@ -802,6 +818,7 @@ _READERS: dict[str, Callable] = {
     "long": _read_long,
     "routerbench": _read_routerbench,
     "routellm": _read_routellm,
+    "preferences": read_preferences,
 }
 
 

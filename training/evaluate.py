@@ -785,8 +785,9 @@ def plot_report(report: Report, path: str | Path) -> Path:
         )
     positive = {cost for cost in every_cost if cost > 0}
     if len(positive) == 1:
-        # Every model costs the same, so the cost axis would span one value, which
-        # Matplotlib widens with a warning; a factor of 2 each way is the span.
+        # Every model costs the same, so the cost axis would span a single value
+        # and Matplotlib would widen it with a warning. It spans a factor of 2
+        # each way instead.
         only = positive.pop()
         axes.set_xlim(only / 2, only * 2)
     if log_scale:

@@ -289,12 +289,44 @@ def _convert(estimator: str, model, dim: int) -> onnx.ModelProto:
     from onnxmltools import convert_lightgbm
     from onnxmltools.convert.common.data_types import FloatTensorType
 
-    return convert_lightgbm(
+    converted = convert_lightgbm(
         model,
         initial_types=[("features", FloatTensorType([None, dim]))],
         target_opset=OPSET,
         zipmap=False,
     )
+    _round_thresholds_down(converted, model.booster_)
+    return converted
+
+
+def _round_thresholds_down(model: onnx.ModelProto, booster) -> None:
+    """Make float32 split thresholds decide like LightGBM's float64 ones.
+
+    LightGBM splits on ``x <= t`` with ``t`` a float64 between two feature values;
+    the converter rounds ``t`` to the nearest float32, which can land on a
+    feature value and send it down the other branch. For a float32 ``x``,
+    ``x <= t`` holds exactly when ``x`` is at most the largest float32 not above
+    ``t``, so each rounded-up threshold is moved one float32 step down.
+    """
+    rounded_up = set()
+    stack = [tree["tree_structure"] for tree in booster.dump_model()["tree_info"]]
+    while stack:
+        node = stack.pop()
+        if "threshold" not in node:
+            continue
+        threshold = float(node["threshold"])
+        if float(np.float32(threshold)) > threshold:
+            rounded_up.add(float(np.float32(threshold)))
+        stack += [node["left_child"], node["right_child"]]
+    for node in model.graph.node:
+        if not node.op_type.startswith("TreeEnsemble"):
+            continue
+        modes = next(a for a in node.attribute if a.name == "nodes_modes").strings
+        values = next(a for a in node.attribute if a.name == "nodes_values")
+        for i, (mode, value) in enumerate(zip(modes, values.floats)):
+            if mode == b"BRANCH_LEQ" and float(np.float32(value)) in rounded_up:
+                values.floats[i] = float(np.nextafter(np.float32(value),
+                                                      np.float32(-np.inf)))
 
 
 def _rename_io(model: onnx.ModelProto, probabilities: str) -> onnx.ModelProto:

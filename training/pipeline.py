@@ -15,6 +15,7 @@ import router
 from router import _bundle
 from router._choose import OperatingPoints, quality_scores
 from training import calibrate, collect, embed, evaluate, export, fit, label, split, track
+from training import recalibrate
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +54,7 @@ class TrainResult:
     report: object  # training.evaluate.Report on the validation split
     run_id: str | None
     timings: dict
+    plot: Path | None = None  # validation cost-quality plot, beside the bundle
 
 
 def train(logs, out, **options) -> TrainResult:
@@ -135,15 +137,21 @@ def run(config: TrainConfig) -> TrainResult:
     metrics.update(checks)
     manifest = _manifest(config, logs, table, labels, featurizer, head_spec, points,
                          metrics, len(train_rows), len(val_rows))
+    # The validation split lets `router calibrate` and `router reprice` compute
+    # new operating points without retraining.
+    files.update(recalibrate.validation_files(native, head.classes, val.scores,
+                                              val.costs))
+    recalibrate.add_training_records(manifest, logs.frame)
     with tempfile.TemporaryDirectory() as scratch:
         report_json = Path(scratch) / "validation_report.json"
         report_json.write_text(report.to_json(indent=2), encoding="utf-8")
-        plot = evaluate.plot_report(report, Path(scratch) / "validation_curve.png")
         files["validation_report.json"] = json.loads(report_json.read_text())
         bundle = export.write_bundle(Path(config.out), manifest, files)
         bundle_id = _bundle.read_manifest(bundle, verify=False)["bundle_id"]
         # The plot sits beside the bundle, not in it: a bundle holds ONNX, JSON
         # and .npy files only.
+        plot = evaluate.plot_report(
+            report, bundle.parent / f"{bundle.name}.validation_curve.png")
         lap("export")
 
         run_id = None
@@ -152,10 +160,16 @@ def run(config: TrainConfig) -> TrainResult:
                 tracking_uri=config.tracking_uri, experiment=config.experiment,
                 run_name=f"train {Path(config.out).name}",
                 params=_flat_params(config), metrics=metrics,
-                artifacts=[bundle, plot], tags={"bundle_id": bundle_id},
+                artifacts=[bundle, _copy(plot, Path(scratch) / "validation_curve.png")],
+                tags={"bundle_id": bundle_id},
             )
             lap("mlflow")
-    return TrainResult(bundle, metrics, report, run_id, timings)
+    return TrainResult(bundle, metrics, report, run_id, timings, plot)
+
+
+def _copy(source: Path, target: Path) -> Path:
+    target.write_bytes(source.read_bytes())
+    return target
 
 
 def _report(points: dict, estimates, val, model_costs):

@@ -357,7 +357,7 @@ def test_forced_format(tmp_path):
 
 
 def test_formats_constant():
-    assert FORMATS == ("auto", "long", "routerbench", "routellm")
+    assert FORMATS == ("auto", "long", "routerbench", "routellm", "preferences")
 
 
 @pytest.mark.parametrize(
