@@ -51,9 +51,7 @@ class PickRecord:
 
 
 def pick_and_record(router, texts: list[str], quality, allowed) -> list[str]:
-    """Pick a model for each text and pass one :class:`PickRecord` per pick to
-    ``router.on_pick``.
-    """
+    """Pick a model for each text and pass each pick's record to ``router.on_pick``."""
     # The allowed-set check consumes an iterator, and the records need the names.
     if isinstance(allowed, Iterator):
         allowed = tuple(allowed)

@@ -6,7 +6,7 @@ import logging
 import platform
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -115,6 +115,18 @@ def run(config: TrainConfig) -> TrainResult:
     lap("featurizer_setup")
     X = featurizer.transform(table.prompts, progress=config.progress)
     lap("featurize")
+    return _fit_and_write(config, logs, table, labels, featurizer, X, train_rows,
+                          val_rows, timings, lap)
+
+
+def _fit_and_write(config, logs, table, labels, featurizer, X, train_rows, val_rows,
+                   timings, lap, *, val_prompts=None, data=None) -> TrainResult:
+    """Fit, calibrate, export and track: the steps after featurizing.
+
+    :mod:`training.scale` shares them. Its table holds text hashes in place of
+    prompts, so it passes the validation texts as ``val_prompts``, and ``data``
+    replaces entries of the manifest's ``data`` that it computes itself.
+    """
     head = fit.fit_head(
         config.head, config.estimator, X[train_rows], y=labels.y[train_rows],
         correct=labels.correct[train_rows], known=labels.known[train_rows],
@@ -123,6 +135,8 @@ def run(config: TrainConfig) -> TrainResult:
 
     # Calibrate operating points and evaluate on the validation split.
     val = table.take(val_rows)
+    if val_prompts is not None:
+        val = replace(val, prompts=list(val_prompts))
     native = head.predict_outputs(X[val_rows])
     estimates = quality_scores(head.kind, native, head.classes, len(table.models))
     points = calibrate.operating_points(
@@ -141,6 +155,7 @@ def run(config: TrainConfig) -> TrainResult:
     # new operating points without retraining.
     files.update(recalibrate.validation_files(native, head.classes, val.scores,
                                               val.costs))
+    manifest["data"].update(data or {})
     recalibrate.add_training_records(manifest, logs.frame)
     with tempfile.TemporaryDirectory() as scratch:
         report_json = Path(scratch) / "validation_report.json"
