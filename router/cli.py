@@ -9,6 +9,7 @@ traceback before that line. Warnings print as one line each.
 """
 
 import argparse
+import functools
 import json
 import logging
 import os
@@ -34,6 +35,11 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader of stdout went away (as with `| head`): nothing to report.
+        # Point stdout at devnull so the interpreter's final flush stays quiet.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except Exception as e:
         if getattr(args, "debug", False):
             traceback.print_exc()
@@ -144,6 +150,12 @@ def _parser() -> argparse.ArgumentParser:
                        help="do not log the run to MLflow")
     train.add_argument("--json", action="store_true",
                        help="print the validation report as JSON instead of a table")
+    train.add_argument("--work-dir", metavar="DIR",
+                       help="read long-format logs lazily and featurize them in "
+                            "resumable chunks kept in DIR (see docs/scale.md)")
+    train.add_argument("--ray-address", metavar="ADDRESS",
+                       help="with --work-dir: featurize on the Ray cluster at "
+                            "ADDRESS, or 'local' to start Ray in this process")
     train.set_defaults(handler=_train)
 
     evaluate = commands.add_parser(
@@ -267,7 +279,17 @@ def _training():
 def _train(args) -> int:
     training = _training()
     _show_data_warnings(training)
-    result = training.train(
+    if args.ray_address and not args.work_dir:
+        msg = "--ray-address needs --work-dir, the folder for the feature chunks"
+        raise ValueError(msg)
+    if args.work_dir:
+        from training.scale import train_large
+
+        train = functools.partial(train_large, work_dir=args.work_dir,
+                                  ray_address=args.ray_address)
+    else:
+        train = training.train
+    result = train(
         args.logs, args.out, format=args.format, prices=args.prices,
         featurizer=args.featurizer, embedder=args.embedder, head=args.head,
         estimator=args.estimator, threshold=args.threshold, unanswered=args.unanswered,
