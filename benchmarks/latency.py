@@ -86,7 +86,7 @@ BIG_PROMPT_CHARS = 1_000_000
 
 def load_prompts(folder: Path) -> list[str]:
     """Return the prompt texts of the RouterBench CSVs in ``folder``, in file order."""
-    # A RouterBench row holds the model answers too, far beyond csv's default limit.
+    # A RouterBench row contains the model answers too, beyond csv's default limit.
     csv.field_size_limit(1 << 30)
     prompts = []
     for path in sorted(folder.glob("*.csv")):
@@ -528,11 +528,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         description="Measure pick latency, import time, memory and training "
                     "throughput of the router against a MiniLM baseline.")
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data",
-                        help="folder that holds routerbench/*.csv "
+                        help="folder that contains routerbench/*.csv "
                              "(default: %(default)s)")
     parser.add_argument("--write", type=Path, metavar="MARKDOWN",
                         help="replace the latency section of this Markdown file, "
                              "such as BENCHMARKS.md")
+
     parser.add_argument("--calls", type=int, default=20_000,
                         help="timed pick calls of the default bundle "
                              "(default: %(default)s)")
@@ -545,12 +546,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--train-prompts", type=int, default=10_000,
                         help="minimum distinct prompts of the training run "
                              "(default: %(default)s)")
+
     parser.add_argument("--train-threads", type=int, default=1,
                         help="OpenMP and BLAS threads of the training runs; 0 "
                              "keeps the libraries' defaults (default: %(default)s)")
     parser.add_argument("--skip-minilm", action="store_true",
                         help="leave out the MiniLM bundle and the "
                              "sentence-transformers baseline")
+
     args = parser.parse_args(argv)
     if args.train_threads < 0:
         parser.error(f"--train-threads must be at least 0; got {args.train_threads}")
@@ -568,6 +571,7 @@ def main(argv=None) -> int:
         sys.exit(f"data folder not found: {folder} has no RouterBench CSV files. "
                  "Pass --data with the folder that holds routerbench/.")
     started = time.perf_counter()
+    load_before = os.getloadavg()[0]
     prompts = load_prompts(folder)
     print(f"{len(prompts):,} RouterBench prompts, "
           f"{sum(map(len, prompts)) / len(prompts):,.0f} characters on average",
@@ -607,6 +611,7 @@ def main(argv=None) -> int:
                                         args.train_threads)
 
     elapsed = time.perf_counter() - started
+    load_after = os.getloadavg()[0]
     words = sys.argv if argv is None else ["benchmarks/latency.py", *argv]
     command = "python " + shlex.join(words)
     lines = [
@@ -615,7 +620,10 @@ def main(argv=None) -> int:
         (f"Command: `{command}` (from the repository root), run on "
          f"{date.today().isoformat()} in {elapsed / 60:.1f} minutes on "
          f"{machine()}. {len(prompts):,} RouterBench prompts, "
-         f"{sum(map(len, prompts)) / len(prompts):,.0f} characters on average."),
+         f"{sum(map(len, prompts)) / len(prompts):,.0f} characters on average. "
+         f"The 1-minute load average was {load_before:.1f} at the start and "
+         f"{load_after:.1f} at the end, on {os.cpu_count()} cores; other processes "
+         "share the machine, so the timings include their noise."),
         "",
         *comparison_table(default, minilm, baseline),
         "",

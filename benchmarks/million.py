@@ -36,6 +36,7 @@ REPO = Path(__file__).resolve().parents[1]
 ROUTERBENCH = REPO.parent / "shared" / "data" / "routerbench"
 N_ROWS = 1_000_000
 START, END = "<!-- million:start -->", "<!-- million:end -->"
+COMMAND = ["python", "benchmarks/million.py", "--write", "BENCHMARKS.md"]
 
 
 def build_logs(path: Path, n_rows: int = N_ROWS) -> None:
@@ -87,7 +88,7 @@ def run_one(logs: Path, mode: str, scratch: Path) -> dict:
     data = json.loads((result.bundle / "manifest.json").read_text())["data"]
     return {"mode": mode, "wall_s": wall, "n_prompts": data["n_prompts"],
             "n_answers": data["n_answers"], "featurize_s": result.timings["featurize"],
-            "aiq": result.metrics.get("val_aiq")}
+            "aiq": result.metrics.get("val_aiq"), "timings": result.timings}
 
 
 def _tree_rss(root: int) -> int:
@@ -142,7 +143,7 @@ def measure(logs: Path, mode: str) -> dict:
 def table(results: list[dict], n_rows: int) -> str:
     """Return the Markdown section for ``results``."""
     lines = [
-        f"Command: `{shlex.join(['python', 'benchmarks/million.py', '--write', 'BENCHMARKS.md'])}`",
+        f"Command: `{shlex.join(COMMAND)}`",
         "",
         f"{n_rows:,} answers, {results[0]['n_prompts']:,} distinct prompts, "
         f"default settings (static featurizer, correctness head, logistic "
@@ -150,14 +151,17 @@ def table(results: list[dict], n_rows: int) -> str:
         "Targets: peak RSS at most 4 GB, at least 2,000 prompts/s.",
         "",
         "| featurized on | wall time | prompts/s (whole run) | prompts/s (featurize) "
-        "| peak RSS | validation AIQ |",
-        "|---|---|---|---|---|---|",
+        "| peak RSS | validation AIQ | steps (s) |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in results:
+        steps = ", ".join(f"{step} {seconds:.1f}"
+                          for step, seconds in r["timings"].items())
         lines.append(
-            f"| {r['mode']} | {r['wall_s']:.1f} s | {r['n_prompts'] / r['wall_s']:,.0f} "
+            f"| {r['mode']} | {r['wall_s']:.1f} s "
+            f"| {r['n_prompts'] / r['wall_s']:,.0f} "
             f"| {r['n_prompts'] / r['featurize_s']:,.0f} | {r['peak_rss_gb']:.2f} GB "
-            f"| {r['aiq']:.4f} |"
+            f"| {r['aiq']:.4f} | {steps} |"
         )
     return "\n".join(lines)
 

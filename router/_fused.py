@@ -70,8 +70,8 @@ class FusedLinearHead:
 
         self._lock = threading.Lock()
         self._columns: dict[str, bytes] = {}
-        # Column j holds chunk j's summed token logits and, in the last row, its
-        # token count. Column 0 is the empty chunk.
+        # Column j contains chunk j's summed token logits and, in the last row,
+        # its token count. Column 0 is the empty chunk.
         self._sums = np.zeros((n_outputs + 1, 1024), dtype=np.float32)
         self._used = 1
         self._key_chars = 0
@@ -134,24 +134,16 @@ class FusedLinearHead:
 
     def _activate(self, summed: np.ndarray) -> np.ndarray:
         """Turn segment sums ``(n_outputs + 1, n)`` into outputs ``(n, n_outputs)``."""
-        logits = summed[:-1] / np.maximum(summed[-1], 1.0)
-        logits += self._bias_column
+        logits = summed[:-1] / np.maximum(summed[-1], 1.0) + self._bias_column
         if self.activation == "sigmoid":
-            # In place, because for one prompt each NumPy call costs more than its
-            # arithmetic does. Below -80, exp(-logit) would overflow float32 and
-            # warn, while the sigmoid is already under 1e-34.
-            np.maximum(logits, _MIN_LOGIT, out=logits)
-            np.negative(logits, out=logits)
-            np.exp(logits, out=logits)
-            logits += 1.0
-            np.reciprocal(logits, out=logits)
-            return np.ascontiguousarray(logits.T)
-        # Softmax sums along rows in C order, which fixes its float32 rounding.
+            # Below -80, exp(-logit) would overflow float32 and warn, while the
+            # sigmoid is already under 1e-34.
+            logits = np.maximum(logits, _MIN_LOGIT)
+            return np.ascontiguousarray((1.0 / (1.0 + np.exp(-logits))).T)
+        # The softmax sums along rows in C order, which fixes its float32 rounding.
         logits = np.ascontiguousarray(logits.T)
-        logits -= logits.max(axis=1, keepdims=True)
-        np.exp(logits, out=logits)
-        logits /= logits.sum(axis=1, keepdims=True)
-        return logits
+        weights = np.exp(logits - logits.max(axis=1, keepdims=True))
+        return weights / weights.sum(axis=1, keepdims=True)
 
     def _add(self, chunks: list[str]) -> bytes | None:
         """Return the column ids of ``chunks``, creating columns for new chunks.

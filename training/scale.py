@@ -404,7 +404,9 @@ def _invalid_number(column: str, schema, *, true_false: bool = False) -> pl.Expr
     text = pl.col(column).cast(pl.String).str.strip_chars()
     invalid = text.is_not_null() & (text != "") & parsed.is_null()
     if true_false:
-        invalid = invalid | (parsed < 0) | (parsed > 1)
+        # polars orders NaN above every number, so NaN is taken out first.
+        score = parsed.fill_nan(None)
+        invalid = invalid | (score < 0) | (score > 1)
     return invalid.fill_null(False)
 
 
@@ -432,6 +434,8 @@ def _check_answers(answers: pl.LazyFrame, changes) -> set[str]:
     blank_model = pl.col("model").is_null() | (pl.col("model").str.strip_chars() == "")
     cost = pl.col("cost_usd")
     kept = ~blank_prompt & pl.col("score").is_not_null()
+
+    # One streaming pass counts every problem per file.
     per_source = (
         answers.group_by("source")
         .agg(
@@ -447,6 +451,8 @@ def _check_answers(answers: pl.LazyFrame, changes) -> set[str]:
         .sort("source")
         .collect(engine="streaming")
     )
+
+    # Invalid values raise, in the order collect.py checks them.
     for source, *counts in per_source.select(
         "source", "bad_score", "bad_cost", "blank_model"
     ).iter_rows():
@@ -455,6 +461,7 @@ def _check_answers(answers: pl.LazyFrame, changes) -> set[str]:
         collect._require_costs(_examples(answers, kept & cost.is_null()), None)
     if per_source["invalid_cost"].sum():
         collect._check_costs(_examples(answers, kept & _invalid_cost(cost)))
+
     for source, blank, missing in per_source.select(
         "source", "prompt_blank", "score_missing"
     ).iter_rows():
@@ -481,16 +488,19 @@ def _raise_for_values(answers, source, bad_score, bad_cost, blank_model) -> None
         (bad_cost, "cost_usd", pl.col("_bad_cost"), "numbers"),
     ):
         if count:
-            first = (
+            row = (
                 answers.filter((pl.col("source") == source) & flag)
+                .select("_row")
                 .head(1)
                 .collect()
+                .item()
             )
+            # The parsed value is null, so the example is read again as logged.
+            raw = _scan_file(Path(source)).slice(row - 1, 1).collect()[column][0]
             msg = (
                 f"column {column!r} of {source} must contain {expected}, but has "
-                f"{collect._plural(count, 'invalid value')}, for example "
-                f"{first[column][0]!r} in data row {first['_row'][0]}; fix or remove "
-                "these values"
+                f"{collect._plural(count, 'invalid value')}, for example {raw!r} "
+                f"in data row {row}; fix or remove these values"
             )
             raise LogError(msg)
     if blank_model:
@@ -514,14 +524,17 @@ def _write_prompts(kept: pl.LazyFrame, scratch: Path) -> Path:
         )
         .collect(engine="streaming")
     )
-    # The eager reader's id rules, applied to one row per (text, logged id); its
-    # counts would be of such rows, not of answers, so they are discarded.
+    # The eager reader's id rules, applied to one row per (text, logged id). Its
+    # counts would be of such rows and not of answers, so they are discarded.
     pairs = collect._assign_prompt_ids(pairs, collect._ChangeLog())
     prompts = (
         pairs.group_by("prompt")
         .agg(
             pl.col("prompt_id").first().alias("prompt_id"),
-            pl.col("task").sort_by("_task_order", nulls_last=True).first().alias("task"),
+            pl.col("task")
+            .sort_by("_task_order", nulls_last=True)
+            .first()
+            .alias("task"),
         )
         .sort("prompt_id")
         .with_row_index("row")
@@ -589,14 +602,10 @@ def _build_table(merged: pl.DataFrame, prompts_path: Path):
 
 def _prompt_keys(prompts_path: Path, n_prompts: int, step: int = 20_000) -> np.ndarray:
     keys = np.empty(n_prompts, dtype="S32")
-    for start in range(0, n_prompts, step):
-        texts = (
-            pl.scan_parquet(prompts_path)
-            .slice(start, step)
-            .select("prompt")
-            .collect()["prompt"]
-        )
-        keys[start:start + len(texts)] = chunks.text_keys(texts.to_list())
+    start = 0
+    for texts in chunks.read_texts(prompts_path, step):
+        keys[start:start + len(texts)] = chunks.text_keys(texts)
+        start += len(texts)
     return keys
 
 

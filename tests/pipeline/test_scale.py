@@ -1,0 +1,225 @@
+"""Tests for the chunked training path of training.scale."""
+
+import json
+import math
+
+import numpy as np
+import polars as pl
+import pytest
+
+import router
+import training
+from router.errors import LogError
+from training import collect, embed
+from training.scale import scan_logs, train_large
+
+from tests.conftest import small_log_rows
+
+
+@pytest.fixture(scope="module")
+def rows():
+    return small_log_rows()
+
+
+@pytest.fixture(scope="module")
+def parquet_logs(rows, tmp_path_factory):
+    path = tmp_path_factory.mktemp("scale") / "logs.parquet"
+    pl.DataFrame(rows).write_parquet(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def reference(parquet_logs, tmp_path_factory):
+    """The in-memory pipeline's bundle on the same logs and seed."""
+    out = tmp_path_factory.mktemp("reference") / "bundle"
+    return router.load(training.train(parquet_logs, out, track=False).bundle)
+
+
+def _texts(rows):
+    return list(dict.fromkeys(row["prompt"] for row in rows))
+
+
+def _assert_same_router(result, reference, texts):
+    bundle = router.load(result.bundle)
+    assert bundle.models == reference.models
+    np.testing.assert_array_equal(bundle._score_texts(texts),
+                                  reference._score_texts(texts))
+    assert bundle.manifest["operating_points"] == reference.manifest["operating_points"]
+
+
+def _data(result) -> dict:
+    return json.loads((result.bundle / "manifest.json").read_text())["data"]
+
+
+def test_chunked_equals_in_memory(parquet_logs, reference, rows, tmp_path):
+    """Check that the chunked path gives the in-memory path's bundle."""
+    result = train_large(parquet_logs, tmp_path / "out", work_dir=tmp_path / "work",
+                         chunk_size=25, track=False)
+
+    _assert_same_router(result, reference, _texts(rows))
+    data = _data(result)
+    assert data["fingerprint"] == reference.manifest["data"]["fingerprint"]
+    assert data["n_answers"] == reference.manifest["data"]["n_answers"]
+    assert data["n_featurized"] == 60
+    assert len(list((tmp_path / "work").glob("features/*/chunk-*.keys.npy"))) == 3
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+def test_chunked_reads_csv_and_jsonl(rows, reference, tmp_path, suffix):
+    path = tmp_path / f"logs{suffix}"
+    frame = pl.DataFrame(rows)
+    frame.write_csv(path) if suffix == ".csv" else frame.write_ndjson(path)
+
+    result = train_large(path, tmp_path / "out", work_dir=tmp_path / "work",
+                         track=False)
+
+    _assert_same_router(result, reference, _texts(rows))
+
+
+def test_killed_run_resumes(parquet_logs, reference, rows, tmp_path, monkeypatch):
+    """Check that a rerun featurizes only the chunks a failed run left out."""
+    transform = embed.Featurizer.transform
+    calls = []
+
+    def failing_transform(self, texts, **kwargs):
+        calls.append(len(texts))
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return transform(self, texts, **kwargs)
+
+    monkeypatch.setattr(embed.Featurizer, "transform", failing_transform)
+    with pytest.raises(KeyboardInterrupt):
+        train_large(parquet_logs, tmp_path / "out", work_dir=tmp_path / "work",
+                    chunk_size=10, track=False)
+    assert not (tmp_path / "out").exists()
+    monkeypatch.setattr(embed.Featurizer, "transform", transform)
+
+    result = train_large(parquet_logs, tmp_path / "out", work_dir=tmp_path / "work",
+                         chunk_size=10, track=False)
+
+    assert _data(result)["n_featurized"] == 40
+    _assert_same_router(result, reference, _texts(rows))
+
+
+def test_added_logs_reuse_chunks(rows, tmp_path):
+    old, new = tmp_path / "old.parquet", tmp_path / "new.parquet"
+    pl.DataFrame(rows[:90]).write_parquet(old)
+    pl.DataFrame(rows[90:]).write_parquet(new)
+    train_large(old, tmp_path / "a", work_dir=tmp_path / "work", chunk_size=7,
+                track=False)
+
+    result = train_large([old, new], tmp_path / "b", work_dir=tmp_path / "work",
+                         chunk_size=7, track=False)
+
+    data = _data(result)
+    assert data["n_prompts"] == 60
+    assert data["n_featurized"] == 30
+    expected = training.train([old, new], tmp_path / "c", track=False)
+    _assert_same_router(result, router.load(expected.bundle), _texts(rows))
+
+
+def test_max_fit_prompts_samples(parquet_logs, tmp_path):
+    result = train_large(parquet_logs, tmp_path / "out", work_dir=tmp_path / "work",
+                         max_fit_prompts=30, track=False)
+
+    manifest = json.loads((result.bundle / "manifest.json").read_text())
+    assert manifest["training"]["n_train"] == 30
+    assert manifest["data"]["n_train_available"] == 48
+
+
+def test_scan_drops_and_merges(rows, tmp_path):
+    """Check the counts and merged values of blank prompts, NaN scores, repeats."""
+    frame = pl.DataFrame(rows)
+    extra = pl.DataFrame([
+        {**rows[0], "prompt": "   "},
+        {**rows[1], "score": math.nan},
+        {**rows[2], "score": 0.0, "cost_usd": 0.03},
+    ])
+    frame = pl.concat([frame, extra])
+
+    path = _write(tmp_path, frame)
+    with pytest.warns(collect.LogDataWarning):
+        scan = scan_logs(path, tmp_path / "scan")
+
+    assert scan.logs.changes == {"prompt_blank": 1, "score_missing": 1,
+                                 "duplicate_merged": 1}
+    with pytest.warns(collect.LogDataWarning):
+        expected = collect.read_logs(path)
+    assert scan.data["n_answers"] == expected.frame.height
+    assert scan.data["fingerprint"] == training.pipeline.data_fingerprint(
+        expected.frame)
+    merged = expected.frame.filter(
+        (pl.col("prompt") == rows[2]["prompt"]) & (pl.col("model") == rows[2]["model"])
+    )
+    row = scan.table.prompt_ids.index(merged["prompt_id"][0])
+    column = scan.table.models.index(rows[2]["model"])
+    assert scan.table.scores[row, column] == merged["score"][0]
+    assert scan.table.costs[row, column] == pytest.approx(merged["cost_usd"][0])
+
+
+@pytest.mark.parametrize(
+    ("change", "error", "match"),
+    [
+        ({"cost_usd": math.nan}, LogError, "NaN, infinite or negative cost"),
+        ({"cost_usd": -1.0}, LogError, "NaN, infinite or negative cost"),
+        ({"score": 2.0}, LogError, "scores in \\[0, 1\\]"),
+        ({"model": ""}, LogError, "no model name"),
+    ],
+)
+def test_scan_rejects_invalid_values(rows, tmp_path, change, error, match):
+    frame = pl.DataFrame([{**rows[0], **change}, *rows[1:]])
+
+    with pytest.raises(error, match=match):
+        scan_logs(_write(tmp_path, frame), tmp_path / "scan")
+
+
+def test_scan_rejects_unparsable_csv_cost(rows, tmp_path):
+    path = tmp_path / "logs.csv"
+    pl.DataFrame([{**rows[0], "cost_usd": "cheap"}, *rows[1:]],
+                 schema_overrides={"cost_usd": pl.String}).write_csv(path)
+
+    with pytest.raises(LogError, match="'cheap' in data row 1"):
+        scan_logs(path, tmp_path / "scan")
+
+
+def _write(tmp_path, frame):
+    path = tmp_path / "logs.parquet"
+    frame.write_parquet(path)
+    return path
+
+
+def test_cli_work_dir(parquet_logs, tmp_path, capsys):
+    from router.cli import main
+
+    status = main(["train", "--logs", str(parquet_logs), "--out", str(tmp_path / "o"),
+                   "--work-dir", str(tmp_path / "work"), "--no-track", "--json",
+                   "--quiet"])
+
+    assert status == 0
+    output = json.loads(capsys.readouterr().out)
+    assert output["bundle"] == str(tmp_path / "o")
+    assert list((tmp_path / "work").glob("features/*/index.json"))
+
+
+# Ray: one local instance for the module, since each start costs seconds.
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    ray = pytest.importorskip(
+        "ray", reason="Ray is not installed; pip install 'learned-router[scale]'"
+    )
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+def test_ray_equals_single_machine(local_ray, parquet_logs, reference, rows,
+                                   tmp_path):
+    result = train_large(parquet_logs, tmp_path / "out", work_dir=tmp_path / "work",
+                         ray_address="local", chunk_size=25, track=False)
+
+    assert local_ray.is_initialized()
+    _assert_same_router(result, reference, _texts(rows))
+    assert _data(result)["featurized_on"] == "ray"
+    assert _data(result)["n_featurized"] == 60
