@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-# A checkout need not be installed: the repository root holds both packages.
+# A checkout need not be installed: the repository root contains both packages.
 sys.path.insert(0, str(ROOT))
 
 from router._choose import OperatingPoints, quality_scores  # noqa: E402
@@ -278,20 +278,39 @@ def run_dataset(dataset: Dataset, specs: list[RouterSpec], n_folds: int,
 # ------------------------------------------------------------------- output
 
 
-def _curve_key(report: evaluate.Report, name: str, specs: list[RouterSpec]) -> str:
-    return evaluate.ROUTER_NAME if name == specs[0].name else name
+def _curve(report: evaluate.Report, spec: RouterSpec) -> list[evaluate.CurvePoint]:
+    # evaluate_choices files the main router, the first spec, under ROUTER_NAME.
+    key = evaluate.ROUTER_NAME if spec.name == DEFAULT_ROUTER.name else spec.name
+    return report.curves[key]
+
+
+def _metrics(report: evaluate.Report, spec: RouterSpec) -> evaluate.RouterMetrics:
+    key = evaluate.ROUTER_NAME if spec.name == DEFAULT_ROUTER.name else spec.name
+    return report.metrics[key]
+
+
+def _label(spec: RouterSpec) -> str:
+    return f"{spec.name} (default)" if spec == DEFAULT_ROUTER else spec.name
 
 
 def _percent(value, decimals: int = 1) -> str:
-    return "–" if value is None or not np.isfinite(value) else f"{100 * value:.{decimals}f}"
+    if value is None or not np.isfinite(value):
+        return "–"
+    return f"{100 * value:.{decimals}f}"
 
 
 def _usd(value) -> str:
-    return "–" if value is None or not np.isfinite(value) else f"{value:.6f}"
+    if value is None or not np.isfinite(value):
+        return "–"
+    return f"{value:.6f}"
 
 
 def _ratio(value) -> str:
-    return "–" if value is None else ("inf" if value == np.inf else f"{value:.2f}×")
+    if value is None:
+        return "–"
+    if value == np.inf:
+        return "inf"
+    return f"{value:.2f}×"
 
 
 def _markdown(headers: list[str], rows: list[list[str]]) -> list[str]:
@@ -304,15 +323,18 @@ def _markdown(headers: list[str], rows: list[list[str]]) -> list[str]:
 def metrics_table(report: evaluate.Report, specs: list[RouterSpec]) -> list[str]:
     """Return the curve metrics of every router and the random mix as Markdown."""
     headers = ["router", "AIQ", "APGR", "CPT(50%)", "CPT(80%)", "CostSave",
-               "cost ratio"]
-    rows = []
-    named = [(s.name, report.metrics[_curve_key(report, s.name, specs)]) for s in specs]
+               "cost ratio", "max quality %"]
+    named = [(_label(s), _metrics(report, s), _curve(report, s)) for s in specs]
     named.append((f"baseline: random mix ({report.cheapest_model} to "
-                  f"{report.best_model})", report.random_mix_metrics))
-    for name, m in named:
+                  f"{report.best_model})", report.random_mix_metrics,
+                  report.random_mix))
+    rows = []
+    for name, m, points in named:
         apgr = "–" if m.apgr is None else f"{m.apgr:.3f}"
+        best = max(p.quality for p in points)
         rows.append([name, _percent(m.aiq, 2), apgr, _percent(m.cpt50),
-                     _percent(m.cpt80), _percent(m.cost_save), _ratio(m.cost_ratio)])
+                     _percent(m.cpt80), _percent(m.cost_save), _ratio(m.cost_ratio),
+                     _percent(best)])
     return _markdown(headers, rows)
 
 
@@ -323,8 +345,8 @@ def targets_table(report: evaluate.Report, specs: list[RouterSpec]) -> list[str]
         headers += [f"q={q:g} quality %", "cost USD", "gap pp"]
     rows = []
     for spec in specs:
-        curve = report.curves[_curve_key(report, spec.name, specs)]
-        row = [spec.name]
+        curve = _curve(report, spec)
+        row = [_label(spec)]
         for q in REPORTED_TARGETS:
             point = curve[int(np.flatnonzero(np.isclose(QUALITY_TARGETS, q))[0])]
             gap = point.quality / report.best_quality - q
@@ -341,39 +363,68 @@ def reference_rows(report: evaluate.Report) -> list[str]:
     return _markdown(["single model", "quality %", "cost USD"], rows)
 
 
+def min_cost_ratio(points: list[evaluate.CurvePoint], quality: float,
+                   reference: evaluate.CurvePoint) -> float | None:
+    """Return the reference's cost over the minimum hull cost reaching ``quality``."""
+    hull = evaluate.upper_hull([p.cost for p in points], [p.quality for p in points])
+    return evaluate.cost_ratio_at_quality(hull, quality, reference.cost)
+
+
 def cost_targets(report: evaluate.Report, specs: list[RouterSpec]) -> list[str]:
     """Return the minimum hull cost reaching each cost target, as Markdown."""
-    if REFERENCE_MODEL not in report.model_names:
-        return []
     reference = report.models[report.model_names.index(REFERENCE_MODEL)]
     headers = ["router"]
     for share, divisor in COST_TARGETS:
         headers += [f"min cost at {share:.0%} of {REFERENCE_MODEL}",
                     f"{REFERENCE_MODEL} cost / that", f"meets cost / {divisor:g}"]
-    curves = [(s.name, report.curves[_curve_key(report, s.name, specs)]) for s in specs]
+
+    curves = [(_label(s), _curve(report, s)) for s in specs]
     curves.append(("baseline: random mix", report.random_mix))
     curves.append(("oracle", [report.oracle]))
     rows = []
     for name, points in curves:
-        hull = evaluate.upper_hull([p.cost for p in points], [p.quality for p in points])
         row = [name]
         for share, divisor in COST_TARGETS:
-            ratio = evaluate.cost_ratio_at_quality(hull, share * reference.quality,
-                                                   reference.cost)
+            ratio = min_cost_ratio(points, share * reference.quality, reference)
             cost = None if ratio is None else reference.cost / ratio
-            meets = "no" if ratio is None else ("yes" if ratio >= divisor else "no")
-            row += [_usd(cost), _ratio(ratio), meets]
+            meets = ratio is not None and ratio >= divisor
+            row += [_usd(cost), _ratio(ratio), "yes" if meets else "no"]
         rows.append(row)
+
     lines = [
         f"{REFERENCE_MODEL} on these held-out prompts: quality "
         f"{_percent(reference.quality)}%, cost {_usd(reference.cost)} USD per "
-        f"request; cost / 3 = {_usd(reference.cost / 3)}, cost / 15 = "
+        f"request, so cost / 3 = {_usd(reference.cost / 3)} and cost / 15 = "
         f"{_usd(reference.cost / 15)}. The minimum cost is read off each "
-        "router's non-decreasing hull, which is reached by sending each prompt at "
-        "random to one of two operating points; '–' means never reached.",
+        "router's non-decreasing hull. A cost between two operating points is "
+        "reached by sending each prompt at random to one of them. '–' means "
+        "never reached.",
         "",
     ]
-    return lines + _markdown(headers, rows)
+    return lines + _markdown(headers, rows) + ["", *standing(report, specs)]
+
+
+def standing(report: evaluate.Report, specs: list[RouterSpec]) -> list[str]:
+    """Return one sentence per cost target on the default and the best router."""
+    reference = report.models[report.model_names.index(REFERENCE_MODEL)]
+    sentences = []
+    for share, divisor in COST_TARGETS:
+        ratios = {s.name: min_cost_ratio(_curve(report, s), share * reference.quality,
+                                         reference) for s in specs}
+        default = ratios[DEFAULT_ROUTER.name]
+        best_name = max(ratios, key=lambda n: ratios[n] or 0.0)
+        target = f"{share:.0%} of {REFERENCE_MODEL}'s quality at 1/{divisor:g} of its cost"
+        if default is None:
+            verdict = "the default router never reaches that quality"
+        else:
+            verdict = f"the default router reaches it at 1/{default:.2f} of the cost"
+        if ratios[best_name] is None:
+            best = "no router compared here reaches that quality"
+        else:
+            best = (f"the best router here, {best_name}, at 1/"
+                    f"{ratios[best_name]:.2f}")
+        sentences.append(f"- {target}: {verdict}, and {best}.")
+    return sentences
 
 
 def dataset_section(dataset: Dataset, report: evaluate.Report,
@@ -402,9 +453,8 @@ def dataset_section(dataset: Dataset, report: evaluate.Report,
         *reference_rows(report),
         "",
     ]
-    targets = cost_targets(report, specs)
-    if targets:
-        lines += ["Cost targets:", "", *targets, ""]
+    if REFERENCE_MODEL in report.model_names:
+        lines += ["Cost targets:", "", *cost_targets(report, specs), ""]
     return lines
 
 
