@@ -23,6 +23,7 @@ Run from the repository root::
 """
 
 import argparse
+import logging
 import os
 import platform
 import re
@@ -41,7 +42,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from router._choose import OperatingPoints, quality_scores  # noqa: E402
-from training import calibrate, collect, embed, evaluate, fit, label, split  # noqa: E402
+from training import calibrate, collect, distill, embed, evaluate, fit, label  # noqa: E402
+from training import split  # noqa: E402
 
 DATASETS = {
     "routerbench": {"folder": "routerbench", "prices": None},
@@ -66,8 +68,8 @@ CALIBRATION_SHARE = 0.2
 REFERENCE_MODEL = "gpt-4-1106-preview"
 COST_TARGETS = ((1.0, 3.0), (0.95, 15.0))
 
-# LightGBM threads. The folds are small, so thread overhead outweighs the gain, and
-# on these logs one thread grows the same trees as two (deterministic=True).
+# LightGBM threads. The folds are small, so thread overhead outweighs the gain.
+# With deterministic=True, one thread grew the same trees as two on RouterBench.
 LIGHTGBM_PARAMS = {"n_jobs": 1}
 
 KNN_NEIGHBORS = 40
@@ -86,6 +88,7 @@ class RouterSpec:
     head: str  # "correctness", "cheapest" or "knn"
     estimator: str | None = None  # "logreg" or "lightgbm" for the fitted heads
     params: dict = field(default_factory=dict)  # overrides of make_estimator
+    deployable: bool = True  # False when it needs data that pick does not have
 
 
 DEFAULT_ROUTER = RouterSpec("static · correctness · logreg", "static", "correctness",
@@ -116,6 +119,10 @@ def router_specs(*, minilm: bool) -> list[RouterSpec]:
                    knn_features, "knn"),
         RouterSpec("baseline: TF-IDF · correctness · logreg", "tfidf", "correctness",
                    "logreg"),
+        # The logged task (ARC, MBPP or Winogrande, or the MMLU subject) is unknown
+        # at pick time. This row shows how much of the routing the task explains.
+        RouterSpec("reference: task one-hot · correctness · logreg", "task",
+                   "correctness", "logreg", {"C": 1.0}, deployable=False),
     ]
     return specs
 
@@ -126,8 +133,8 @@ class Dataset:
 
     name: str
     table: label.Table
-    features: dict  # "static" / "minilm" -> ndarray; "tfidf" -> the texts
-    n_dropped: dict  # cleaning counts of training.collect.read_logs
+    features: dict  # "static", "minilm", "task" -> ndarray; "tfidf" -> the texts
+    changes: dict  # counts of dropped or changed answers from read_logs
 
 
 def load_dataset(name: str, data: Path, *, minilm: bool) -> Dataset:
@@ -138,7 +145,10 @@ def load_dataset(name: str, data: Path, *, minilm: bool) -> Dataset:
         warnings.simplefilter("ignore", collect.LogDataWarning)
         logs = collect.read_logs(data / entry["folder"], prices=entry["prices"])
     table = label.build_table(logs.frame)
-    features = {"tfidf": table.prompts}
+    tasks = sorted({str(t) for t in table.tasks})
+    task_of = np.array([tasks.index(str(t)) for t in table.tasks])
+    features = {"tfidf": table.prompts,
+                "task": np.eye(len(tasks), dtype=np.float32)[task_of]}
     features["static"] = embed.make_featurizer("static").transform(table.prompts)
     if minilm:
         minilm_featurizer = embed.make_featurizer("minilm")
@@ -269,7 +279,7 @@ def run_dataset(dataset: Dataset, specs: list[RouterSpec], n_folds: int,
         print(f"  {dataset.name}: {spec.name} in {time.perf_counter() - started:.1f} s",
               file=sys.stderr, flush=True)
     table = dataset.table
-    main = choices.pop(specs[0].name)
+    main = choices.pop(DEFAULT_ROUTER.name)
     return evaluate.evaluate_choices(
         table.scores, table.costs, list(table.models), main,
         point_labels=[f"q={q:.2f}" for q in QUALITY_TARGETS], extra_routers=choices)
@@ -278,15 +288,18 @@ def run_dataset(dataset: Dataset, specs: list[RouterSpec], n_folds: int,
 # ------------------------------------------------------------------- output
 
 
+def _key(spec: RouterSpec) -> str:
+    # run_dataset passes the default router as evaluate_choices' main router,
+    # which the report files under ROUTER_NAME.
+    return evaluate.ROUTER_NAME if spec.name == DEFAULT_ROUTER.name else spec.name
+
+
 def _curve(report: evaluate.Report, spec: RouterSpec) -> list[evaluate.CurvePoint]:
-    # evaluate_choices files the main router, the first spec, under ROUTER_NAME.
-    key = evaluate.ROUTER_NAME if spec.name == DEFAULT_ROUTER.name else spec.name
-    return report.curves[key]
+    return report.curves[_key(spec)]
 
 
 def _metrics(report: evaluate.Report, spec: RouterSpec) -> evaluate.RouterMetrics:
-    key = evaluate.ROUTER_NAME if spec.name == DEFAULT_ROUTER.name else spec.name
-    return report.metrics[key]
+    return report.metrics[_key(spec)]
 
 
 def _label(spec: RouterSpec) -> str:
@@ -410,7 +423,7 @@ def standing(report: evaluate.Report, specs: list[RouterSpec]) -> list[str]:
     sentences = []
     for share, divisor in COST_TARGETS:
         ratios = {s.name: min_cost_ratio(_curve(report, s), share * reference.quality,
-                                         reference) for s in specs}
+                                         reference) for s in specs if s.deployable}
         default = ratios[DEFAULT_ROUTER.name]
         best_name = max(ratios, key=lambda n: ratios[n] or 0.0)
         target = f"{share:.0%} of {REFERENCE_MODEL}'s quality at 1/{divisor:g} of its cost"
@@ -419,9 +432,9 @@ def standing(report: evaluate.Report, specs: list[RouterSpec]) -> list[str]:
         else:
             verdict = f"the default router reaches it at 1/{default:.2f} of the cost"
         if ratios[best_name] is None:
-            best = "no router compared here reaches that quality"
+            best = "no deployable router compared here reaches that quality"
         else:
-            best = (f"the best router here, {best_name}, at 1/"
+            best = (f"the best deployable router here, {best_name}, at 1/"
                     f"{ratios[best_name]:.2f}")
         sentences.append(f"- {target}: {verdict}, and {best}.")
     return sentences
@@ -432,14 +445,14 @@ def dataset_section(dataset: Dataset, report: evaluate.Report,
     """Return the Markdown of one dataset: counts, tables and the plot path."""
     table = dataset.table
     missing = int(np.isnan(table.scores).sum())
-    dropped = ", ".join(f"{k} {v}" for k, v in sorted(dataset.n_dropped.items()))
+    changes = ", ".join(f"{k} {v}" for k, v in sorted(dataset.changes.items()))
     low, high = report.cost_range
     lines = [
         f"### {TITLES[dataset.name]}",
         "",
         f"{len(table.prompts)} prompts, {len(table.models)} models; "
         f"{missing} (prompt, model) scores missing; read_logs changes: "
-        f"{dropped or 'none'}. AIQ averages over costs {_usd(low)} to {_usd(high)} "
+        f"{changes or 'none'}. AIQ averages over costs {_usd(low)} to {_usd(high)} "
         f"USD per request. Strong model {report.strong}, weak {report.weak}.",
         "",
         *metrics_table(report, specs),
@@ -486,23 +499,38 @@ def machine() -> str:
 
 
 def method_notes(n_folds: int, seed: int) -> list[str]:
+    """Describe the protocol and the defaults in force, as Markdown paragraphs."""
+    logreg = fit.make_estimator("logreg", seed, n_classes=2)[-1]
+    lightgbm = fit.make_estimator("lightgbm", seed, n_classes=2)
+    head_chars, tail_chars = embed.CLIP["static"]
     return [
         f"Method: {n_folds}-fold cross-validation over prompts, grouped by prompt "
         f"text, seed {seed}. In each fold the head is fitted on "
         f"{1 - CALIBRATION_SHARE:.0%} of the training part and its operating "
-        f"points are calibrated on the other {CALIBRATION_SHARE:.0%} (grouped, "
-        "seeded), as `training.train` does; the head is not refitted. Each fold "
+        f"points are calibrated on the other {CALIBRATION_SHARE:.0%} (grouped and "
+        "seeded), as `training.train` does. The head is not refitted. Each fold "
         "routes its held-out prompts at the operating point that "
         "`OperatingPoints.for_quality(q)` returns for q = "
         f"{QUALITY_TARGETS[0]:.2f}, {QUALITY_TARGETS[1]:.2f}, …, "
-        f"{QUALITY_TARGETS[-1]:.2f}, and the held-out choices of the folds are "
-        "pooled into one curve per router, so every prompt counts once per q. "
-        "Metrics follow `docs/metrics.md`; CostSave and cost ratio are at the "
-        "most accurate single model's held-out quality. kNN: mean correctness of "
-        f"the {KNN_NEIGHBORS} nearest training prompts by cosine distance. "
-        f"TF-IDF: word 1-2-grams, sublinear tf, min_df 2, logistic regression C = "
-        f"{TFIDF_C:g} per model. Both baselines use the same operating-point family "
-        "and calibration.",
+        f"{QUALITY_TARGETS[-1]:.2f}. The held-out choices of the folds are pooled "
+        "into one curve per router, so every prompt counts once per q. A point "
+        "averages over the prompts whose chosen answer was logged.",
+        "",
+        "Metrics follow `docs/metrics.md`. CostSave and cost ratio are taken at "
+        "the most accurate single model's held-out quality, '–' where the hull "
+        "never reaches it. Max quality is the best pooled point of the curve. "
+        f"kNN predicts a model's correctness as its mean over the {KNN_NEIGHBORS} "
+        "nearest training prompts by cosine distance. TF-IDF uses word 1-2-grams, "
+        f"sublinear tf and min_df 2, with one logistic regression (C = {TFIDF_C:g}) "
+        "per model. Both baselines use the same operating-point family and "
+        "calibration as the pipeline's heads.",
+        "",
+        f"Defaults in force: logistic regression C = {logreg.C:g}, LightGBM "
+        f"{lightgbm.n_estimators} trees with learning rate "
+        f"{lightgbm.learning_rate:g} and {lightgbm.num_leaves} leaves, static clip "
+        f"windows of {head_chars} + {tail_chars} characters, "
+        f"{distill.DEFAULT_DIMS} PCA dimensions and {len(calibrate.COST_WEIGHTS)} "
+        "cost weights.",
         "",
     ]
 
@@ -541,6 +569,9 @@ def main(argv=None) -> int:
         sys.exit(f"data folder not found: {args.data} has no {', '.join(missing)}. "
                  "Pass --data with the folder that holds the RouterBench and "
                  "RouteLLM MMLU logs.")
+    # evaluate_choices warns once per curve that a few RouterBench answers are not
+    # logged; the tables' notes give that count once per dataset.
+    logging.getLogger("training.evaluate").setLevel(logging.ERROR)
     started = time.perf_counter()
     specs = router_specs(minilm=not args.skip_minilm)
     args.plots.mkdir(parents=True, exist_ok=True)
@@ -553,14 +584,15 @@ def main(argv=None) -> int:
         sections += dataset_section(dataset, report, specs)
 
     elapsed = time.perf_counter() - started
+    plots = args.plots.resolve()
+    plots = plots.relative_to(ROOT) if plots.is_relative_to(ROOT) else plots
     command = "python " + shlex.join(sys.argv if argv is None else ["quality.py", *argv])
     header = [
         "## Routing quality by cross-validation",
         "",
         f"Command: `{command}` (from the repository root), run on "
         f"{date.today().isoformat()} in {elapsed / 60:.1f} minutes on "
-        f"{machine()}. Plots: `benchmarks/out/quality_<dataset>.png`. The first row "
-        "of each table is the pipeline's default router.",
+        f"{machine()}. Plots: `{plots}/quality_<dataset>.png`.",
         "",
         *method_notes(args.folds, args.seed),
     ]
