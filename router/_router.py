@@ -257,13 +257,7 @@ class Router:
                               self._cost_order)
 
     def _run_token_ids(self, texts: list[str]) -> np.ndarray:
-        rows = [self.featurizer.token_ids(t) for t in texts]
-        counts = np.array([[max(len(r), 1)] for r in rows], dtype=np.float32)
-        pad = self.featurizer.pad_id
-        width = max(1, max(len(r) for r in rows))
-        ids = np.full((len(rows), width), pad, dtype=np.int64)
-        for i, r in enumerate(rows):
-            ids[i, :len(r)] = r
+        ids, counts = self.featurizer.token_feeds(texts)
         return self._run({"token_ids": ids, "token_counts": counts})
 
     def _run(self, feeds: dict) -> np.ndarray:

@@ -83,6 +83,21 @@ class StaticFeaturizer:
         chunks = clip(text, self.head_chars, self.tail_chars).lower().split()
         return list(itertools.chain.from_iterable(map(self._chunks.__getitem__, chunks)))
 
+    def token_feeds(self, texts) -> tuple[np.ndarray, np.ndarray]:
+        """Return the ``token_ids`` and ``token_counts`` inputs of ``pick.onnx``.
+
+        ``token_ids`` is int64 ``[n, length]``, padded with :attr:`pad_id`;
+        ``token_counts`` is float32 ``[n, 1]``, at least 1 so an empty text's
+        mean stays finite.
+        """
+        rows = [self.token_ids(t) for t in texts]
+        width = max(1, max((len(r) for r in rows), default=0))
+        ids = np.full((len(rows), width), self.pad_id, dtype=np.int64)
+        for i, r in enumerate(rows):
+            ids[i, :len(r)] = r
+        counts = np.array([[max(len(r), 1)] for r in rows], dtype=np.float32)
+        return ids, counts
+
     def transform_one(self, text: str) -> np.ndarray:
         """Return the feature vector of one text, float32 of shape ``(dim,)``.
 

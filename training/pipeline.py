@@ -224,7 +224,7 @@ def _export(head, featurizer, X_val, native, val) -> tuple[dict, dict, dict]:
     if featurizer.kind == "static" and head.estimator == "logreg":
         table, bias = export.token_scores(head, featurizer.runtime.vectors)
         fused = export.fused_token_graph(head, table, bias)
-        ids, counts = _token_feeds(featurizer.runtime, val.prompts)
+        ids, counts = featurizer.runtime.token_feeds(val.prompts)
         checks["fused_max_diff"] = export.check_against_native(
             fused, {"token_ids": ids, "token_counts": counts}, native, "pick.onnx")
         files["pick.onnx"] = fused
@@ -263,16 +263,6 @@ def _check_numpy_head(featurizer, table, bias, activation, texts, native) -> flo
         )
         raise export.ExportMismatchError(msg)
     return diff
-
-
-def _token_feeds(static, texts):
-    rows = [static.token_ids(t) for t in texts]
-    width = max(1, max(len(r) for r in rows))
-    ids = np.full((len(rows), width), static.pad_id, dtype=np.int64)
-    for i, r in enumerate(rows):
-        ids[i, :len(r)] = r
-    counts = np.array([[max(len(r), 1)] for r in rows], dtype=np.float32)
-    return ids, counts
 
 
 def _manifest(config, logs, table, labels, featurizer, head_spec, points, metrics,
