@@ -156,6 +156,12 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--ray-address", metavar="ADDRESS",
                        help="with --work-dir: featurize on the Ray cluster at "
                             "ADDRESS, or 'local' to start Ray in this process")
+    train.add_argument("--chunk-size", type=int, metavar="N",
+                       help="with --work-dir: prompts per feature chunk "
+                            "(default: 20000)")
+    train.add_argument("--max-fit-prompts", type=int, metavar="N",
+                       help="with --work-dir: fit the head on a seeded sample of N "
+                            "training prompts (default: all of them)")
     train.set_defaults(handler=_train)
 
     evaluate = commands.add_parser(
@@ -279,14 +285,17 @@ def _training():
 def _train(args) -> int:
     training = _training()
     _show_data_warnings(training)
-    if args.ray_address and not args.work_dir:
-        msg = "--ray-address needs --work-dir, the folder for the feature chunks"
+    chunked = {"ray_address": args.ray_address, "chunk_size": args.chunk_size,
+               "max_fit_prompts": args.max_fit_prompts}
+    chunked = {name: value for name, value in chunked.items() if value is not None}
+    if chunked and not args.work_dir:
+        option = "--" + next(iter(chunked)).replace("_", "-")
+        msg = f"{option} needs --work-dir, the folder for the feature chunks"
         raise ValueError(msg)
     if args.work_dir:
         from training.scale import train_large
 
-        train = functools.partial(train_large, work_dir=args.work_dir,
-                                  ray_address=args.ray_address)
+        train = functools.partial(train_large, work_dir=args.work_dir, **chunked)
     else:
         train = training.train
     result = train(

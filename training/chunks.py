@@ -273,8 +273,10 @@ class _StaticBatches:
 
     def __call__(self, batch: dict) -> dict:
         texts = list(batch["prompt"])
-        keys = [text_key(text).hex() for text in texts]
-        return {"key": np.array(keys), "features": self._featurizer.transform(texts)}
+        # Keys travel as rows of 32 bytes: Arrow cuts S32 values at their first
+        # zero byte.
+        keys = text_keys(texts).view(np.uint8).reshape(len(texts), 32)
+        return {"key": keys, "features": self._featurizer.transform(texts)}
 
 
 def featurize_with_ray(store: ChunkStore, pending: Path, featurizer,
@@ -328,22 +330,51 @@ def featurize_with_ray(store: ChunkStore, pending: Path, featurizer,
         # reference sits in a list so that Ray passes it unresolved.
         ref = ray.put((tokens, runtime.vectors, runtime.head_chars,
                        runtime.tail_chars))
-        ray.data.DataContext.get_current().enable_progress_bars = False
+        context = ray.data.DataContext.get_current()
+        context.enable_progress_bars = False
         n_workers = max(1, int(ray.cluster_resources().get("CPU", 1)))
-        # An autoscaling pool: a fixed one of one actor per CPU would hold every
-        # CPU and leave none for the tasks that read the file, which then wait
-        # forever.
-        dataset = ray.data.read_parquet(str(pending), columns=["prompt"]).map_batches(
-            _StaticBatches, fn_constructor_args=([ref],), batch_size=2048,
-            batch_format="numpy",
-            compute=ray.data.ActorPoolStrategy(min_size=1, max_size=n_workers),
-        )
-        n_done = 0
-        for batch in dataset.iter_batches(batch_size=chunk_size, batch_format="numpy"):
-            keys = np.array([bytes.fromhex(key) for key in batch["key"]], dtype="S32")
-            store.write_chunk(keys, np.stack(batch["features"]))
-            n_done += len(keys)
+        # Ray Data reads a file into blocks of up to 128 MB and hands each block
+        # to one actor, which returns features only when its block is done.
+        # Smaller blocks keep every actor busy, and the driver writes chunks
+        # while the other blocks are still featurized.
+        saved_block_size = context.target_max_block_size
+        context.target_max_block_size = _block_bytes(pending, chunk_size, n_workers)
+        try:
+            # Half a CPU per actor: an actor per CPU would hold every CPU and
+            # leave none for the tasks that read the file, which would then wait
+            # forever.
+            dataset = ray.data.read_parquet(str(pending), columns=["prompt"])
+            features = dataset.map_batches(
+                _StaticBatches, fn_constructor_args=([ref],), batch_size=2048,
+                batch_format="numpy", num_cpus=0.5,
+                compute=ray.data.ActorPoolStrategy(min_size=1, max_size=n_workers),
+            )
+            n_done = 0
+            for batch in features.iter_batches(batch_size=chunk_size,
+                                               batch_format="numpy"):
+                keys = np.ascontiguousarray(np.stack(batch["key"]), dtype=np.uint8)
+                keys = keys.view("S32").ravel()
+                store.write_chunk(keys, np.stack(batch["features"]))
+                n_done += len(keys)
+        finally:
+            context.target_max_block_size = saved_block_size
         return n_done
     finally:
         if started:
             ray.shutdown()
+
+
+def _block_bytes(pending: Path, chunk_size: int, n_workers: int) -> int:
+    """Return a Ray Data block size that splits ``pending`` into enough blocks.
+
+    The file gets at least two blocks a chunk and four an actor, and each block
+    is between 1 MB and Ray Data's default of 128 MB.
+    """
+    import polars as pl
+
+    counts = pl.scan_parquet(pending).select(
+        pl.len().alias("rows"), pl.col("prompt").str.len_bytes().sum().alias("bytes")
+    ).collect()
+    rows, text_bytes = counts.row(0)
+    n_blocks = max(2 * -(-rows // chunk_size), 4 * n_workers)
+    return int(min(max((text_bytes or 0) // n_blocks, 2**20), 128 * 2**20))

@@ -10,7 +10,7 @@ import pytest
 import router
 import training
 from router.errors import LogError
-from training import collect, embed
+from training import chunks, collect, embed
 from training.scale import scan_logs, train_large
 
 from tests.conftest import small_log_rows
@@ -201,6 +201,33 @@ def test_cli_work_dir(parquet_logs, tmp_path, capsys):
     assert list((tmp_path / "work").glob("features/*/index.json"))
 
 
+def test_cli_chunk_and_sample_sizes(parquet_logs, tmp_path, capsys):
+    from router.cli import main
+
+    status = main(["train", "--logs", str(parquet_logs), "--out", str(tmp_path / "o"),
+                   "--work-dir", str(tmp_path / "work"), "--chunk-size", "7",
+                   "--max-fit-prompts", "30", "--no-track", "--json", "--quiet"])
+
+    assert status == 0
+    manifest = json.loads((tmp_path / "o" / "manifest.json").read_text())
+    assert manifest["training"]["n_train"] == 30
+    index = next((tmp_path / "work").glob("features/*/index.json"))
+    assert [c["rows"] for c in json.loads(index.read_text())["chunks"]] == [7] * 8 + [4]
+
+
+@pytest.mark.parametrize("option", [["--ray-address", "local"], ["--chunk-size", "7"],
+                                    ["--max-fit-prompts", "30"]])
+def test_cli_chunk_options_need_work_dir(parquet_logs, tmp_path, capsys, option):
+    from router.cli import main
+
+    status = main(["train", "--logs", str(parquet_logs), "--out", str(tmp_path / "o"),
+                   "--no-track", "--quiet", *option])
+
+    assert status != 0
+    assert f"{option[0]} needs --work-dir" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
 # Ray: one local instance for the module, since each start costs seconds.
 
 
@@ -223,3 +250,41 @@ def test_ray_equals_single_machine(local_ray, parquet_logs, reference, rows,
     _assert_same_router(result, reference, _texts(rows))
     assert _data(result)["featurized_on"] == "ray"
     assert _data(result)["n_featurized"] == 60
+
+
+def test_killed_ray_run_resumes(local_ray, parquet_logs, reference, rows, tmp_path,
+                                monkeypatch):
+    """Check that chunks written before a Ray run is killed are kept and reused."""
+    write_chunk = chunks.ChunkStore.write_chunk
+    calls = []
+
+    def failing_write(self, keys, features):
+        calls.append(len(keys))
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return write_chunk(self, keys, features)
+
+    monkeypatch.setattr(chunks.ChunkStore, "write_chunk", failing_write)
+    with pytest.raises(KeyboardInterrupt):
+        train_large(parquet_logs, tmp_path / "out", work_dir=tmp_path / "work",
+                    ray_address="local", chunk_size=10, track=False)
+    monkeypatch.setattr(chunks.ChunkStore, "write_chunk", write_chunk)
+
+    result = train_large(parquet_logs, tmp_path / "out", work_dir=tmp_path / "work",
+                         ray_address="local", chunk_size=10, track=False)
+
+    assert _data(result)["n_featurized"] == 40
+    _assert_same_router(result, reference, _texts(rows))
+
+
+def test_ray_blocks_split_large_files(tmp_path):
+    """Check that Ray Data gets several blocks a chunk and an actor, of 1 MB or more."""
+    path = tmp_path / "pending.parquet"
+    pl.DataFrame({"prompt": ["x" * 1000] * 50_000}).write_parquet(path)
+
+    # 50 MB of text in 5 chunks of 10,000: ten blocks of 5 MB.
+    assert chunks._block_bytes(path, 10_000, 2) == 5_000_000
+    # Never below 1 MB, however many workers there are.
+    assert chunks._block_bytes(path, 10_000, 1_000) == 2**20
+    # At least four blocks an actor.
+    assert chunks._block_bytes(path, 50_000, 2) == 50_000_000 // 8
