@@ -2,6 +2,12 @@
 
 import json
 import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -98,6 +104,63 @@ def test_killed_run_resumes(parquet_logs, reference, rows, tmp_path, monkeypatch
                          chunk_size=10, track=False)
 
     assert _data(result)["n_featurized"] == 40
+    _assert_same_router(result, reference, _texts(rows))
+
+
+# Trains in a child process whose featurizer sleeps after each chunk, so the
+# test can kill it between chunks.
+_SLOW_CHILD = """
+import sys, time
+from training import embed
+from training.scale import train_large
+
+transform = embed.Featurizer.transform
+
+def slow_transform(self, texts, **kwargs):
+    features = transform(self, texts, **kwargs)
+    time.sleep(0.5)
+    return features
+
+embed.Featurizer.transform = slow_transform
+train_large(sys.argv[1], sys.argv[2], work_dir=sys.argv[3], chunk_size=10,
+            track=False)
+"""
+
+
+def _stored_rows(work_dir) -> list[int]:
+    index = list(work_dir.glob("features/*/index.json"))
+    if not index:
+        return []
+    return [chunk["rows"] for chunk in json.loads(index[0].read_text())["chunks"]]
+
+
+def test_sigkilled_run_resumes(parquet_logs, reference, rows, tmp_path):
+    """Check that a run killed with SIGKILL keeps whole chunks and resumes."""
+    work_dir, out = tmp_path / "work", tmp_path / "out"
+    child = subprocess.Popen(
+        [sys.executable, "-c", _SLOW_CHILD, str(parquet_logs), str(out),
+         str(work_dir)],
+        env=dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2])),
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while len(_stored_rows(work_dir)) < 2 and child.poll() is None:
+            assert time.monotonic() < deadline, "the child wrote no chunks in 120 s"
+            time.sleep(0.05)
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+
+    assert child.returncode == -signal.SIGKILL
+    stored = _stored_rows(work_dir)
+    assert 2 <= len(stored) < 6
+    assert all(n == 10 for n in stored)
+    assert not out.exists()
+
+    result = train_large(parquet_logs, out, work_dir=work_dir, chunk_size=10,
+                         track=False)
+
+    assert _data(result)["n_featurized"] == 60 - sum(stored)
     _assert_same_router(result, reference, _texts(rows))
 
 
@@ -252,9 +315,9 @@ def test_ray_equals_single_machine(local_ray, parquet_logs, reference, rows,
     assert _data(result)["n_featurized"] == 60
 
 
-def test_killed_ray_run_resumes(local_ray, parquet_logs, reference, rows, tmp_path,
+def test_interrupted_ray_run_resumes(local_ray, parquet_logs, reference, rows, tmp_path,
                                 monkeypatch):
-    """Check that chunks written before a Ray run is killed are kept and reused."""
+    """Check that chunks a Ray run wrote before it was interrupted are reused."""
     write_chunk = chunks.ChunkStore.write_chunk
     calls = []
 
