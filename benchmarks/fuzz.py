@@ -32,6 +32,8 @@ ROOT = Path(__file__).resolve().parents[1]
 # packages.
 sys.path.insert(0, str(ROOT))
 
+from _common import train_bundle  # noqa: E402
+
 import router  # noqa: E402
 
 DEFAULT_LOGS = ROOT.parent / "shared" / "data" / "routerbench"
@@ -86,16 +88,6 @@ def random_text_of(rng: random.Random, length: int) -> str:
             low, high = rng.choice(ranges)
             chars.append(chr(rng.randint(low, high)))
     return "".join(chars)
-
-
-def train_bundle(logs: Path, directory: Path) -> Path:
-    import training
-
-    print(f"training a bundle on {logs} (track=False) ...", flush=True)
-    with warnings.catch_warnings():
-        # The reader's warnings about the real logs are checked by its tests.
-        warnings.simplefilter("ignore")
-        return training.train(logs, directory / "router", track=False).bundle
 
 
 def vocabulary_of(r) -> list[str]:

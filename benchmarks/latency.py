@@ -38,9 +38,7 @@ import argparse  # noqa: E402
 import ast  # noqa: E402
 import csv  # noqa: E402
 import json  # noqa: E402
-import platform  # noqa: E402
 import random  # noqa: E402
-import re  # noqa: E402
 import shlex  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
@@ -59,10 +57,9 @@ sys.path.insert(0, str(ROOT))
 # The checkout's modules compile in memory, so no __pycache__ lands in it.
 sys.dont_write_bytecode = True
 
-import router  # noqa: E402
+from _common import machine, write_section  # noqa: E402
 
-MARK_START = "<!-- latency:start -->"
-MARK_END = "<!-- latency:end -->"
+import router  # noqa: E402
 
 # Modules that `import router` must not pull in; the script reports, not asserts.
 HEAVY_MODULES = ("torch", "sklearn", "lightgbm", "polars", "mlflow",
@@ -516,31 +513,10 @@ def detail_notes(default: dict, imported: dict, rss: dict, training_run: dict,
     return [latency, importing, memory, big, training]
 
 
-def write_section(path: Path, body: str) -> None:
-    """Replace the text between the latency markers of ``path``, or append it."""
-    section = f"{MARK_START}\n{body.rstrip()}\n{MARK_END}"
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    pattern = re.compile(re.escape(MARK_START) + ".*?" + re.escape(MARK_END),
-                         re.DOTALL)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section, text, count=1)
-    else:
-        text = text.rstrip() + "\n\n" + section + "\n"
-    path.write_text(text, encoding="utf-8")
-
-
-def machine() -> str:
-    """Describe the CPU, the core count and the Python and library versions."""
-    cpu = platform.processor() or platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        found = re.search(r"model name\s*:\s*(.+)", cpuinfo.read_text())
-        cpu = found.group(1).strip() if found else cpu
+def _machine() -> str:
     import onnxruntime
 
-    return (f"{cpu}, {os.cpu_count()} cores (nproc), no GPU; Python "
-            f"{platform.python_version()}, NumPy {np.__version__}, onnxruntime "
-            f"{onnxruntime.__version__}")
+    return machine({"NumPy": np.__version__, "onnxruntime": onnxruntime.__version__})
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -638,7 +614,7 @@ def main(argv=None) -> int:
         "",
         (f"Command: `{command}` (from the repository root), run on "
          f"{date.today().isoformat()} in {elapsed / 60:.1f} minutes on "
-         f"{machine()}. {len(prompts):,} RouterBench prompts, "
+         f"{_machine()}. {len(prompts):,} RouterBench prompts, "
          f"{sum(map(len, prompts)) / len(prompts):,.0f} characters on average. "
          f"The 1-minute load average was {load_before:.1f} at the start and "
          f"{load_after:.1f} at the end, on {os.cpu_count()} cores; other processes "
@@ -654,7 +630,7 @@ def main(argv=None) -> int:
     body = "\n".join(lines)
     print(body)
     if args.write:
-        write_section(args.write, body)
+        write_section(args.write, "latency", body)
         print(f"wrote the latency section of {args.write}", file=sys.stderr)
     return 0
 

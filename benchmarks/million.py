@@ -23,7 +23,6 @@ import argparse
 import json
 import os
 import platform
-import re
 import shlex
 import subprocess
 import sys
@@ -35,7 +34,6 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 ROUTERBENCH = REPO.parent / "shared" / "data" / "routerbench"
 N_ROWS = 1_000_000
-START, END = "<!-- million:start -->", "<!-- million:end -->"
 COMMAND = ["python", "benchmarks/million.py", "--write", "BENCHMARKS.md"]
 
 
@@ -166,19 +164,6 @@ def table(results: list[dict], n_rows: int) -> str:
     return "\n".join(lines)
 
 
-def write_section(path: Path, text: str) -> None:
-    """Replace the text between the markers in ``path``, or append the section."""
-    document = path.read_text(encoding="utf-8")
-    section = f"{START}\n{text}\n{END}"
-    if START in document:
-        pattern = re.compile(re.escape(START) + ".*?" + re.escape(END), re.DOTALL)
-        document = pattern.sub(lambda _: section, document)
-    else:
-        document = (document.rstrip("\n")
-                    + "\n\n## Training on a million answers\n\n" + section + "\n")
-    path.write_text(document, encoding="utf-8")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--write", type=Path, help="Markdown file to update")
@@ -190,6 +175,7 @@ def main() -> None:
     parser.add_argument("--scratch", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     sys.path.insert(0, str(REPO))
+    from _common import write_section
 
     if args.run:
         print(json.dumps(run_one(args.logs, args.run, args.scratch)))
@@ -201,7 +187,8 @@ def main() -> None:
     text = table(results, args.rows)
     print(text)
     if args.write:
-        write_section(args.write, text)
+        write_section(args.write, "million", text,
+                      heading="Training on a million answers")
 
 
 if __name__ == "__main__":

@@ -30,9 +30,6 @@ Run from the repository root::
 """
 
 import argparse
-import os
-import platform
-import re
 import shlex
 import sys
 import time
@@ -47,18 +44,23 @@ ROOT = Path(__file__).resolve().parents[1]
 # A checkout need not be installed: the repository root holds both packages.
 sys.path.insert(0, str(ROOT))
 
+from _common import (  # noqa: E402
+    CALIBRATION_SHARE,
+    Fold,
+    machine,
+    make_folds,
+    write_section,
+)
+
 from router._choose import OperatingPoints, quality_scores  # noqa: E402
-from training import calibrate, collect, embed, evaluate, fit, label, split  # noqa: E402
+from training import calibrate, collect, embed, evaluate, fit, label  # noqa: E402
 
 REFERENCE_MODEL = "gpt-4-1106-preview"
 # Quality bars, as shares of the reference model's quality on the prompts.
 BARS = (0.90, 0.95)
 QUALITY_TARGETS = np.round(np.arange(0.50, 1.1001, 0.01), 2)
 REPORTED_TARGETS = (0.9, 0.95, 1.0)
-CALIBRATION_SHARE = 0.2
 
-MARK_START = "<!-- partial:start -->"
-MARK_END = "<!-- partial:end -->"
 
 
 def keep_one_answer(table: label.Table, seed: int) -> label.Table:
@@ -73,27 +75,6 @@ def keep_one_answer(table: label.Table, seed: int) -> label.Table:
     costs = np.where(keep, table.costs, np.nan)
     return label.Table(table.prompt_ids, table.prompts, table.tasks, table.models,
                        scores, costs, table.model_costs)
-
-
-@dataclass
-class Fold:
-    """Row indices of one fold: fit and calibrate on the training part, test."""
-
-    fit: np.ndarray
-    calibrate: np.ndarray
-    test: np.ndarray
-
-
-def make_folds(prompts: list[str], n_folds: int, seed: int) -> list[Fold]:
-    """Return the outer folds, each with the inner split of its training part."""
-    outer = split.grouped_folds(prompts, n_folds=n_folds, seed=seed)
-    folds = []
-    for k, test in enumerate(outer):
-        train = np.sort(np.concatenate([f for j, f in enumerate(outer) if j != k]))
-        inner_fit, inner_calibrate = split.train_validation_split(
-            [prompts[i] for i in train], validation=CALIBRATION_SHARE, seed=seed)
-        folds.append(Fold(train[inner_fit], train[inner_calibrate], test))
-    return folds
 
 
 def cross_validate(logged: label.Table, X: np.ndarray, folds: list[Fold],
@@ -272,7 +253,7 @@ def markdown(args, table: label.Table, runs: list[Run], elapsed: float) -> str:
         "## Training on partial logs",
         "",
         f"Command: `{command}` (from the repository root), run on "
-        f"{date.today().isoformat()} in {elapsed / 60:.1f} minutes on {machine()}.",
+        f"{date.today().isoformat()} in {elapsed / 60:.1f} minutes on {_machine()}.",
         "",
         f"RouterBench: {len(table.prompts)} prompts, {len(table.models)} models and "
         f"{n_answers} answers. The partial logs keep one answer per prompt, of a "
@@ -323,29 +304,10 @@ def markdown(args, table: label.Table, runs: list[Run], elapsed: float) -> str:
     return "\n".join(lines)
 
 
-def machine() -> str:
-    """Describe the CPU, the core count and the Python and scikit-learn versions."""
+def _machine() -> str:
     import sklearn
 
-    cpu = platform.processor() or platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        found = re.search(r"model name\s*:\s*(.+)", cpuinfo.read_text())
-        cpu = found.group(1).strip() if found else cpu
-    return (f"{cpu}, {os.cpu_count()} cores, no GPU; Python "
-            f"{platform.python_version()}, scikit-learn {sklearn.__version__}")
-
-
-def write_section(path: Path, body: str) -> None:
-    """Replace the text between the partial markers of ``path``, or append it."""
-    section = f"{MARK_START}\n{body.rstrip()}\n{MARK_END}"
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    start, end = text.find(MARK_START), text.find(MARK_END)
-    if start >= 0 and end > start:
-        text = text[:start] + section + text[end + len(MARK_END):]
-    else:
-        text = text.rstrip() + "\n\n" + section + "\n"
-    path.write_text(text, encoding="utf-8")
+    return machine({"scikit-learn": sklearn.__version__})
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -378,7 +340,7 @@ def main(argv=None) -> int:
     body = markdown(args, table, runs, elapsed)
     print(body)
     if args.write:
-        write_section(args.write, body)
+        write_section(args.write, "partial", body)
         print(f"wrote the partial-logs section of {args.write}", file=sys.stderr)
     return 0
 

@@ -24,9 +24,6 @@ Run from the repository root::
 
 import argparse
 import logging
-import os
-import platform
-import re
 import shlex
 import sys
 import time
@@ -41,9 +38,16 @@ ROOT = Path(__file__).resolve().parents[1]
 # A checkout need not be installed: the repository root contains both packages.
 sys.path.insert(0, str(ROOT))
 
+from _common import (  # noqa: E402
+    CALIBRATION_SHARE,
+    Fold,
+    machine,
+    make_folds,
+    write_section,
+)
+
 from router._choose import OperatingPoints, quality_scores  # noqa: E402
 from training import calibrate, collect, distill, embed, evaluate, fit, label  # noqa: E402
-from training import split  # noqa: E402
 
 DATASETS = {
     "routerbench": {"folder": "routerbench", "prices": None},
@@ -61,7 +65,6 @@ REPORTED_TARGETS = (0.9, 0.95, 1.0)
 
 # Held-out fraction of each fold's training part used for calibration, as in
 # training.pipeline.TrainConfig.validation.
-CALIBRATION_SHARE = 0.2
 
 # The reference of the two cost targets: its quality at a third of its cost, and
 # 95% of its quality at a fifteenth of its cost.
@@ -75,8 +78,6 @@ LIGHTGBM_PARAMS = {"n_jobs": 1}
 KNN_NEIGHBORS = 40
 TFIDF_C = 1.0
 
-MARK_START = "<!-- quality:start -->"
-MARK_END = "<!-- quality:end -->"
 
 
 @dataclass(frozen=True)
@@ -154,27 +155,6 @@ def load_dataset(name: str, data: Path, *, minilm: bool) -> Dataset:
         minilm_featurizer = embed.make_featurizer("minilm")
         features["minilm"] = minilm_featurizer.transform(table.prompts, progress=True)
     return Dataset(name, table, features, dict(logs.changes))
-
-
-@dataclass
-class Fold:
-    """Row indices of one fold: fit and calibrate on the training part, test."""
-
-    fit: np.ndarray
-    calibrate: np.ndarray
-    test: np.ndarray
-
-
-def make_folds(prompts: list[str], n_folds: int, seed: int) -> list[Fold]:
-    """Return the outer folds, each with the pipeline's inner split of its train part."""
-    outer = split.grouped_folds(prompts, n_folds=n_folds, seed=seed)
-    folds = []
-    for k, test in enumerate(outer):
-        train = np.sort(np.concatenate([f for j, f in enumerate(outer) if j != k]))
-        inner_fit, inner_calibrate = split.train_validation_split(
-            [prompts[i] for i in train], validation=CALIBRATION_SHARE, seed=seed)
-        folds.append(Fold(train[inner_fit], train[inner_calibrate], test))
-    return folds
 
 
 def estimate(spec: RouterSpec, dataset: Dataset, fit_rows: np.ndarray,
@@ -471,31 +451,12 @@ def dataset_section(dataset: Dataset, report: evaluate.Report,
     return lines
 
 
-def write_section(path: Path, body: str) -> None:
-    """Replace the text between the quality markers of ``path``, or append it."""
-    section = f"{MARK_START}\n{body.rstrip()}\n{MARK_END}"
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    pattern = re.compile(re.escape(MARK_START) + r".*?" + re.escape(MARK_END), re.S)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section, text, count=1)
-    else:
-        text = text.rstrip() + "\n\n" + section + "\n"
-    path.write_text(text, encoding="utf-8")
-
-
-def machine() -> str:
-    """Describe the CPU, the core count and the Python and library versions."""
-    cpu = platform.processor() or platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        found = re.search(r"model name\s*:\s*(.+)", cpuinfo.read_text())
-        cpu = found.group(1).strip() if found else cpu
+def _machine() -> str:
     import lightgbm
     import sklearn
 
-    return (f"{cpu}, {os.cpu_count()} cores, no GPU; Python "
-            f"{platform.python_version()}, scikit-learn {sklearn.__version__}, "
-            f"LightGBM {lightgbm.__version__}")
+    return machine({"scikit-learn": sklearn.__version__,
+                    "LightGBM": lightgbm.__version__})
 
 
 def method_notes(n_folds: int, seed: int) -> list[str]:
@@ -592,14 +553,14 @@ def main(argv=None) -> int:
         "",
         f"Command: `{command}` (from the repository root), run on "
         f"{date.today().isoformat()} in {elapsed / 60:.1f} minutes on "
-        f"{machine()}. Plots: `{plots}/quality_<dataset>.png`.",
+        f"{_machine()}. Plots: `{plots}/quality_<dataset>.png`.",
         "",
         *method_notes(args.folds, args.seed),
     ]
     body = "\n".join(header + sections)
     print(body)
     if args.write:
-        write_section(args.write, body)
+        write_section(args.write, "quality", body)
         print(f"wrote the quality section of {args.write}", file=sys.stderr)
     return 0
 

@@ -31,6 +31,8 @@ ROOT = Path(__file__).resolve().parents[1]
 # packages.
 sys.path.insert(0, str(ROOT))
 
+from _common import train_bundle  # noqa: E402
+
 import router  # noqa: E402
 
 DEFAULT_LOGS = ROOT.parent / "shared" / "data" / "routerbench"
@@ -67,20 +69,6 @@ def real_prompts(logs: Path, limit: int) -> list[str]:
         frame = collect.read_logs(logs).frame
     prompts = sorted(set(frame["prompt"].to_list()))
     return prompts[:limit]
-
-
-def train_bundle(logs: Path, directory: Path) -> Path:
-    import training
-
-    print(f"training a bundle on {logs} (track=False) ...", flush=True)
-    start = time.perf_counter()
-    with warnings.catch_warnings(record=True) as record:
-        warnings.simplefilter("always")
-        bundle = training.train(logs, directory / "router", track=False).bundle
-    for warning in record:
-        print(f"  training warning: {warning.category.__name__}: {warning.message}")
-    print(f"  trained in {time.perf_counter() - start:.1f} s")
-    return bundle
 
 
 def build_workload(prompts: list[str], n_picks: int, garbage_share: float,
