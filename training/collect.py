@@ -533,9 +533,12 @@ def _utf8_error(path: Path, data: bytes) -> LogError:
     return LogError(f"{path} is not valid UTF-8; re-encode the file as UTF-8")
 
 
-def _records_to_frame(records: list, path: Path) -> pl.DataFrame:
-    """Turn JSON records into a frame of text columns, prompts made text."""
-    for position, record in enumerate(records, start=1):
+def _records_to_frame(records: list, path: Path, first_row: int = 1) -> pl.DataFrame:
+    """Turn JSON records into a frame of text columns, prompts made text.
+
+    ``first_row`` is the data row number of the first record, for messages.
+    """
+    for position, record in enumerate(records, start=first_row):
         if not isinstance(record, dict):
             msg = (
                 f"record {position} of {path} is a {type(record).__name__}; "
@@ -547,16 +550,16 @@ def _records_to_frame(records: list, path: Path) -> pl.DataFrame:
     for column in columns:
         values = [record.get(column) for record in records]
         if column == "prompt":
-            data[column] = _prompt_texts(values, path)
+            data[column] = _prompt_texts(values, path, first_row)
         else:
             data[column] = [_json_scalar_text(value) for value in values]
     try:
         return pl.DataFrame(data, schema=dict.fromkeys(columns, pl.String))
     except UnicodeEncodeError:
-        raise _surrogate_error(data, path) from None
+        raise _surrogate_error(data, path, first_row) from None
 
 
-def _surrogate_error(data: dict, path: Path) -> LogError:
+def _surrogate_error(data: dict, path: Path, first_row: int = 1) -> LogError:
     """Name the first text with an unpaired surrogate, which UTF-8 cannot encode.
 
     JSON may spell one as an escape such as ``\\ud800``; polars stores UTF-8.
@@ -568,7 +571,7 @@ def _surrogate_error(data: dict, path: Path) -> LogError:
             try:
                 value.encode("utf-8")
             except UnicodeEncodeError as error:
-                where = "its name" if row == 0 else f"data row {row}"
+                where = "its name" if row == 0 else f"data row {row + first_row - 1}"
                 msg = (
                     f"column {column!r} of {path} has an unpaired surrogate "
                     f"{value[error.start]!r} in {where}, which is not valid Unicode. "
@@ -589,9 +592,9 @@ def _json_scalar_text(value: object) -> str | None:
     return json.dumps(value, ensure_ascii=False)
 
 
-def _prompt_texts(values: list, path: Path) -> list[str | None]:
+def _prompt_texts(values: list, path: Path, first_row: int = 1) -> list[str | None]:
     texts = []
-    for row, value in enumerate(values, start=1):
+    for row, value in enumerate(values, start=first_row):
         try:
             texts.append(None if value is None else prompt_text(value))
         except TypeError as error:

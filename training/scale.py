@@ -6,15 +6,16 @@ logs and seed, by other means:
 - Long-format Parquet, CSV and JSON Lines files are scanned with polars' lazy
   engine and aggregated with streaming collection, so the answers are never all
   in memory. Only per-prompt and per-answer numbers, and the distinct prompt
-  texts once while their ids are assigned, are collected. Other files
-  (RouterBench and RouteLLM wide files, JSON arrays, preference logs, prompts
-  given as lists of turns) are small and go through
-  :func:`training.collect.read_logs`.
+  texts once while their ids are assigned, are collected. JSON Lines files are
+  first parsed with the eager reader's rules, 50,000 records at a time, into
+  Parquet parts in the scratch folder. Other files (RouterBench and RouteLLM
+  wide files, JSON arrays, preference logs, Parquet prompts given as lists of
+  turns) are small and go through :func:`training.collect.read_logs`.
 - Distinct prompts are featurized in chunks written to a work directory
   (:mod:`training.chunks`), in this process or on Ray workers. A killed run
   resumes from the chunks already written, and new logs reuse them.
-- The head is fitted on the memory-mapped feature matrix, or on a seeded sample
-  of ``max_fit_prompts`` training prompts. Calibration, export and MLflow
+- The head is fitted on the training rows of the memory-mapped feature matrix,
+  or on a seeded sample of ``max_fit_prompts`` of them. Calibration, export and MLflow
   tracking are those of :func:`training.pipeline.run`.
 
 The lazy reader applies these cleaning rules of :mod:`training.collect`: blank
@@ -27,6 +28,7 @@ and tasks follow the first logged one. It does not count the answers whose
 """
 
 import fcntl
+import json
 import logging
 import os
 import time
@@ -47,6 +49,8 @@ logger = logging.getLogger(__name__)
 _LAZY_SUFFIXES = (".parquet", ".csv", ".jsonl", ".ndjson")
 # Rows read from each file to detect its format from its columns and dtypes.
 _SAMPLE_ROWS = 100
+# Records of a JSON Lines log parsed into one Parquet part.
+_JSON_LINES_BATCH = 50_000
 _ANSWER_COLUMNS = ("prompt_id", "prompt", "model", "score", "cost_usd", "task",
                    "input_tokens", "output_tokens", "source", "_order")
 
@@ -262,7 +266,9 @@ def scan_logs(paths, scratch: Path, *, format: str = "auto", prices=None) -> Sca
     scratch = Path(scratch)
     scratch.mkdir(parents=True, exist_ok=True)
     changes = collect._ChangeLog()
-    lazy_files, eager_files = _plan_files(collect._as_paths(paths), format)
+    listed = collect._list_files(collect._as_paths(paths))
+    parts = _convert_json_lines(listed, format, scratch / "jsonl")
+    lazy_files, eager_files = _plan_files(listed, format, parts)
     if lazy_files and prices is not None:
         msg = (
             "the chunked path reads costs from long-format logs and cannot apply a "
@@ -271,16 +277,16 @@ def scan_logs(paths, scratch: Path, *, format: str = "auto", prices=None) -> Sca
         )
         raise LogError(msg)
 
-    parts, models_seen = [], set()
+    answers, models_seen = [], set()
     for number, path in enumerate(lazy_files):
-        parts.append(_scan_long(path, number))
+        answers.append(_scan_long(path, number, parts))
     eager = None
     if eager_files:
         eager = collect.read_logs(eager_files, format=format, prices=prices)
         models_seen.update(eager.models)
-        parts.append(_eager_answers(eager, len(lazy_files)))
-    answers = pl.concat(parts, how="vertical")
-    models_seen.update(_check_answers(answers, changes))
+        answers.append(_eager_answers(eager, len(lazy_files)))
+    answers = pl.concat(answers, how="vertical")
+    models_seen.update(_check_answers(answers, changes, parts))
 
     kept = answers.filter(
         ~collect._is_blank("prompt") & pl.col("score").is_not_null()
@@ -305,10 +311,11 @@ def scan_logs(paths, scratch: Path, *, format: str = "auto", prices=None) -> Sca
     return Scan(table, keys, prompts_path, logs, data)
 
 
-def _plan_files(paths: list[Path], format: str) -> tuple[list[Path], list[Path]]:
+def _plan_files(listed: list[tuple[Path, bool]], format: str,
+                parts: dict) -> tuple[list[Path], list[Path]]:
     """Split the log files into those scanned lazily and those read eagerly."""
     lazy, eager = [], []
-    for path, named in collect._list_files(paths):
+    for path, named in listed:
         suffix = path.suffix.lower()
         if format not in ("auto", "long") or suffix not in _LAZY_SUFFIXES:
             eager.append(path)
@@ -316,7 +323,7 @@ def _plan_files(paths: list[Path], format: str) -> tuple[list[Path], list[Path]]
         if path.stat().st_size == 0:
             msg = f"log file {path} is empty (0 bytes); fill it or remove it"
             raise LogError(msg)
-        sample = _scan_file(path).head(_SAMPLE_ROWS).collect()
+        sample = _scan_file(path, parts).head(_SAMPLE_ROWS).collect()
         kind = format if format != "auto" else collect._detect_format(sample)
         if kind == "long" and sample.schema.get("prompt") == pl.String:
             collect._require_columns(sample, ("prompt", "model", "score"), path,
@@ -330,7 +337,81 @@ def _plan_files(paths: list[Path], format: str) -> tuple[list[Path], list[Path]]
     return lazy, eager
 
 
-def _scan_file(path: Path) -> pl.LazyFrame:
+def _convert_json_lines(listed: list[tuple[Path, bool]], format: str,
+                        folder: Path) -> dict[Path, list[Path]]:
+    """Write each JSON Lines log as Parquet parts of text columns; return them.
+
+    polars infers a JSON Lines file's columns and types from its first rows, so
+    a column that first appears later, or a score that turns from 0 into 0.5,
+    would be lost or fail. Records are parsed here with the eager reader's
+    rules instead, :data:`_JSON_LINES_BATCH` at a time: prompts given as lists of turns become
+    their text, and invalid JSON, UTF-8 or prompts raise :class:`LogError`
+    naming the line or data row.
+    """
+    import shutil
+
+    shutil.rmtree(folder, ignore_errors=True)
+    parts: dict[Path, list[Path]] = {}
+    if format not in ("auto", "long"):
+        return parts
+    for number, (path, _) in enumerate(listed):
+        if path.suffix.lower() not in (".jsonl", ".ndjson") or not path.stat().st_size:
+            continue
+        target = folder / str(number)
+        target.mkdir(parents=True)
+        parts[path] = []
+        records, first_row = [], 1
+
+        def flush():
+            part = target / f"part-{len(parts[path]):05d}.parquet"
+            collect._records_to_frame(records, path, first_row).write_parquet(part)
+            parts[path].append(part)
+
+        with open(path, "rb") as lines:
+            offset = 0
+            for line_number, raw in enumerate(lines, start=1):
+                line = _decode_line(raw, path, line_number, offset)
+                offset += len(raw)
+                if not line.strip():
+                    continue
+                try:
+                    records.append(json.loads(line))
+                except json.JSONDecodeError as error:
+                    msg = (
+                        f"line {line_number} of {path} is not valid JSON: "
+                        f"{error.msg} (column {error.colno})"
+                    )
+                    raise LogError(msg) from None
+                if len(records) == _JSON_LINES_BATCH:
+                    flush()
+                    first_row += len(records)
+                    records = []
+        if records:
+            flush()
+        if not parts[path]:
+            msg = f"log file {path} has no rows (columns found: []); fill it or remove it"
+            raise LogError(msg)
+    return parts
+
+
+def _decode_line(raw: bytes, path: Path, line_number: int, offset: int) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        msg = (
+            f"{path} is not valid UTF-8: byte 0x{raw[error.start]:02x} at byte "
+            f"offset {offset + error.start} (line {line_number}) cannot be decoded. "
+            "Re-encode the file as UTF-8, for example with "
+            "`iconv -f <its encoding> -t utf-8`."
+        )
+        raise LogError(msg) from None
+
+
+def _scan_file(path: Path, parts: dict) -> pl.LazyFrame:
+    if path in parts:
+        # Text columns, as for CSV. Parts lack the columns their records lack.
+        return pl.concat([pl.scan_parquet(part) for part in parts[path]],
+                         how="diagonal")
     suffix = path.suffix.lower()
     try:
         if suffix == ".csv":
@@ -344,9 +425,9 @@ def _scan_file(path: Path) -> pl.LazyFrame:
         raise LogError(msg) from None
 
 
-def _scan_long(path: Path, number: int) -> pl.LazyFrame:
+def _scan_long(path: Path, number: int, parts: dict) -> pl.LazyFrame:
     """Scan one long-format file into the answer columns, values parsed."""
-    frame = _scan_file(path)
+    frame = _scan_file(path, parts)
     schema = frame.collect_schema()
 
     def text(column):
@@ -427,7 +508,7 @@ def _eager_answers(logs: collect.Logs, first_number: int) -> pl.LazyFrame:
     )
 
 
-def _check_answers(answers: pl.LazyFrame, changes) -> set[str]:
+def _check_answers(answers: pl.LazyFrame, changes, parts: dict) -> set[str]:
     """Raise on invalid values, count the dropped rows; return the models seen."""
     blank_prompt = collect._is_blank("prompt")
     missing_score = ~blank_prompt & pl.col("score").is_null() & ~pl.col("_bad_score")
@@ -456,7 +537,7 @@ def _check_answers(answers: pl.LazyFrame, changes) -> set[str]:
     for source, *counts in per_source.select(
         "source", "bad_score", "bad_cost", "blank_model"
     ).iter_rows():
-        _raise_for_values(answers, source, *counts)
+        _raise_for_values(answers, source, *counts, parts=parts)
     if per_source["no_cost"].sum():
         collect._require_costs(_examples(answers, kept & cost.is_null()), None)
     if per_source["invalid_cost"].sum():
@@ -481,7 +562,8 @@ def _examples(answers: pl.LazyFrame, condition: pl.Expr) -> pl.DataFrame:
     return answers.filter(condition).collect(engine="streaming")
 
 
-def _raise_for_values(answers, source, bad_score, bad_cost, blank_model) -> None:
+def _raise_for_values(answers, source, bad_score, bad_cost, blank_model, *,
+                      parts: dict) -> None:
     for count, column, flag, expected in (
         (bad_score, "score", pl.col("_bad_score"),
          "scores in [0, 1] (1/0, True/False or a grade)"),
@@ -496,7 +578,8 @@ def _raise_for_values(answers, source, bad_score, bad_cost, blank_model) -> None
                 .item()
             )
             # The parsed value is null, so the example is read again as logged.
-            raw = _scan_file(Path(source)).slice(row - 1, 1).collect()[column][0]
+            raw = _scan_file(Path(source), parts).slice(row - 1, 1).collect()
+            raw = raw[column][0]
             msg = (
                 f"column {column!r} of {source} must contain {expected}, but has "
                 f"{collect._plural(count, 'invalid value')}, for example {raw!r} "

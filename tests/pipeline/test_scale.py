@@ -16,7 +16,7 @@ import pytest
 import router
 import training
 from router.errors import LogError
-from training import chunks, collect, embed
+from training import chunks, collect, embed, scale
 from training.scale import scan_logs, train_large
 
 from tests.conftest import small_log_rows
@@ -80,6 +80,69 @@ def test_chunked_reads_csv_and_jsonl(rows, reference, tmp_path, suffix):
                          track=False)
 
     _assert_same_router(result, reference, _texts(rows))
+
+
+def _late_changes(rows) -> list[dict]:
+    """Return the rows with a task, a fractional score and list prompts late on."""
+    records = []
+    for number, row in enumerate(rows):
+        record = dict(row, score=int(row["score"]))
+        del record["task"]
+        if number >= 120:
+            record["task"] = row["task"]
+            record["score"] = 0.5 if number % 7 == 0 else row["score"]
+        if number >= 150 and row["model"] == "cheap-model":
+            record["prompt"] = [row["prompt"], "And why?"]
+        records.append(record)
+    return records
+
+
+def _write_json_lines(path, records) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        for record in records:
+            f.write(json.dumps(record) + "\n")
+
+
+def test_json_lines_read_as_eager_reader(rows, tmp_path, monkeypatch):
+    """Check that columns and types that change after the first rows are kept."""
+    path = tmp_path / "late.jsonl"
+    _write_json_lines(path, _late_changes(rows))
+    # Parts of 40 records, so the changes fall in later parts.
+    monkeypatch.setattr(scale, "_JSON_LINES_BATCH", 40)
+
+    scan = scan_logs([path], tmp_path / "scan")
+
+    logs = collect.read_logs([path])
+    assert scan.data["fingerprint"] == training.pipeline.data_fingerprint(logs.frame)
+    assert scan.data["n_answers"] == logs.frame.height
+    assert set(scan.table.tasks) == set(logs.frame["task"].to_list())
+    assert len(scan.table.prompts) == logs.frame["prompt"].n_unique()
+
+
+@pytest.mark.parametrize(("line", "message"), [
+    ('{"prompt": {"role": "user"}, "model": "a", "score": 1}',
+     "the prompt in data row 131 of .* is invalid"),
+    ('{"prompt": "x", "model": "a", "score": 1', "line 131 of .* is not valid JSON"),
+])
+def test_json_lines_errors_name_the_row(rows, tmp_path, monkeypatch, line, message):
+    path = tmp_path / "bad.jsonl"
+    _write_json_lines(path, _late_changes(rows)[:130])
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(line + "\n")
+    monkeypatch.setattr(scale, "_JSON_LINES_BATCH", 40)
+
+    with pytest.raises(LogError, match=message):
+        scan_logs([path], tmp_path / "scan")
+
+
+def test_json_lines_invalid_utf8_rejected(rows, tmp_path):
+    path = tmp_path / "latin.jsonl"
+    _write_json_lines(path, _late_changes(rows)[:3])
+    with open(path, "ab") as f:
+        f.write('{"prompt": "caf\u00e9", "model": "a", "score": 1}\n'.encode("latin-1"))
+
+    with pytest.raises(LogError, match=r"not valid UTF-8: byte 0xe9 .* \(line 4\)"):
+        scan_logs([path], tmp_path / "scan")
 
 
 def test_killed_run_resumes(parquet_logs, reference, rows, tmp_path, monkeypatch):
