@@ -278,13 +278,16 @@ def scan_logs(paths, scratch: Path, *, format: str = "auto", prices=None) -> Sca
         raise LogError(msg)
 
     answers, models_seen = [], set()
-    for number, path in enumerate(lazy_files):
-        answers.append(_scan_long(path, number, parts))
+    # Files are numbered in listing order, whichever reader reads them, so the
+    # first logged id and task of a prompt come from the first file listed.
+    position = {str(path): number for number, (path, _) in enumerate(listed)}
+    for path in lazy_files:
+        answers.append(_scan_long(path, position[str(path)], parts))
     eager = None
     if eager_files:
         eager = collect.read_logs(eager_files, format=format, prices=prices)
         models_seen.update(eager.models)
-        answers.append(_eager_answers(eager, len(lazy_files)))
+        answers.append(_eager_answers(eager, position))
     answers = pl.concat(answers, how="vertical")
     models_seen.update(_check_answers(answers, changes, parts))
 
@@ -300,8 +303,10 @@ def scan_logs(paths, scratch: Path, *, format: str = "auto", prices=None) -> Sca
     totals = changes.totals()
     for reason, count in (eager.changes if eager else {}).items():
         totals[reason] = totals.get(reason, 0) + count
-    files = [str(p) for p in lazy_files] + list(eager.files if eager else ())
-    formats = ["long"] * len(lazy_files) + list(eager.format if eager else ())
+    read = [(str(p), "long") for p in lazy_files]
+    read += list(zip(eager.files, eager.format)) if eager else []
+    read.sort(key=lambda pair: position[pair[0]])
+    files, formats = [file for file, _ in read], [kind for _, kind in read]
     logs = collect.Logs(_token_means(merged), tuple(files), tuple(formats), models,
                         totals)
     data = {"fingerprint": _fingerprint(merged, table, prompts_path),
@@ -491,9 +496,15 @@ def _invalid_number(column: str, schema, *, true_false: bool = False) -> pl.Expr
     return invalid.fill_null(False)
 
 
-def _eager_answers(logs: collect.Logs, first_number: int) -> pl.LazyFrame:
-    """Turn eagerly read logs into the answer columns of the lazy scan."""
-    row = pl.int_range(1, pl.len() + 1, dtype=pl.Int64)
+def _eager_answers(logs: collect.Logs, position: dict[str, int]) -> pl.LazyFrame:
+    """Turn eagerly read logs into the answer columns of the lazy scan.
+
+    ``position`` gives each file's number in the listing. The eager reader has
+    already settled ids and tasks within its files, and its frame is sorted by
+    prompt id, so rows of one file are ordered that way.
+    """
+    row = pl.int_range(1, pl.len() + 1, dtype=pl.Int64).over("source")
+    number = pl.col("source").replace_strict(position, return_dtype=pl.Int64)
     return logs.frame.lazy().select(
         "prompt_id", "prompt", "model", "score",
         pl.lit(False).alias("_bad_score"),
@@ -504,7 +515,7 @@ def _eager_answers(logs: collect.Logs, first_number: int) -> pl.LazyFrame:
         pl.col("output_tokens").cast(pl.Float64),
         "source",
         row.alias("_row"),
-        (pl.lit(first_number, dtype=pl.Int64) * 2**40 + row).alias("_order"),
+        (number * 2**40 + row).alias("_order"),
     )
 
 

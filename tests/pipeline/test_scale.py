@@ -283,6 +283,31 @@ def test_scan_drops_and_merges(rows, tmp_path):
     assert scan.table.costs[row, column] == pytest.approx(merged["cost_usd"][0])
 
 
+def test_scan_keeps_listing_order_across_readers(rows, tmp_path):
+    """Check that ids and tasks come from the first file listed, read either way."""
+    first, second = tmp_path / "a.json", tmp_path / "b.parquet"
+    texts = {text: number for number, text in enumerate(_texts(rows))}
+    answers = [dict(row, prompt_id=f"a-{texts[row['prompt']]}", task="from-a")
+               for row in rows if row["model"] != "mid-model"]
+    first.write_text(json.dumps(answers), encoding="utf-8")
+    pl.DataFrame([
+        dict(row, prompt_id=f"b-{texts[row['prompt']]}", task="from-b")
+        for row in rows if row["model"] == "mid-model"
+    ]).write_parquet(second)
+
+    # The chunked path does not count the ids it changes, so it does not warn.
+    scan = scan_logs([first, second], tmp_path / "scan")
+
+    with pytest.warns(collect.LogDataWarning):
+        expected = collect.read_logs([first, second])
+    assert scan.logs.files == expected.files == (str(first), str(second))
+    assert scan.logs.format == expected.format
+    assert set(scan.table.prompt_ids) == set(expected.frame["prompt_id"].to_list())
+    assert set(scan.table.tasks) == {"from-a"}
+    assert scan.data["fingerprint"] == training.pipeline.data_fingerprint(
+        expected.frame)
+
+
 @pytest.mark.parametrize(
     ("change", "error", "match"),
     [
