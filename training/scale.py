@@ -265,8 +265,16 @@ def scan_logs(paths, scratch: Path, *, format: str = "auto", prices=None) -> Sca
     collect._check_format(format)
     scratch = Path(scratch)
     scratch.mkdir(parents=True, exist_ok=True)
-    changes = collect._ChangeLog()
     listed = collect._list_files(collect._as_paths(paths))
+    try:
+        return _scan(listed, scratch, format, prices)
+    except pl.exceptions.ComputeError as error:
+        # The streaming engine does not say which file it failed to parse.
+        raise _unreadable(error, listed) from None
+
+
+def _scan(listed, scratch: Path, format: str, prices) -> Scan:
+    changes = collect._ChangeLog()
     parts = _convert_json_lines(listed, format, scratch / "jsonl")
     lazy_files, eager_files = _plan_files(listed, format, parts)
     if lazy_files and prices is not None:
@@ -296,6 +304,9 @@ def scan_logs(paths, scratch: Path, *, format: str = "auto", prices=None) -> Sca
     )
     prompts_path = _write_prompts(kept, scratch)
     merged = _merge_answers(kept, prompts_path, changes)
+    if merged.height == 0:
+        msg = f"no answers left after {changes.describe()}"
+        raise LogError(msg)
     models = collect._check_models(merged, models_seen, changes)
     changes.warn()
 
@@ -316,6 +327,42 @@ def scan_logs(paths, scratch: Path, *, format: str = "auto", prices=None) -> Sca
     return Scan(table, keys, prompts_path, logs, data)
 
 
+def _unreadable(error: Exception, listed: list[tuple[Path, bool]]) -> LogError:
+    """Return a :class:`LogError` naming the CSV file that polars cannot parse."""
+    for path, _ in listed:
+        if path.suffix.lower() != ".csv":
+            continue
+        try:
+            _scan_file(path, {}).select(pl.all().null_count()).collect(
+                engine="streaming")
+        except pl.exceptions.ComputeError as file_error:
+            if "utf-8" in str(file_error).lower():
+                return _utf8_error(path)
+            return LogError(f"cannot parse {path} as CSV: {file_error}")
+    return LogError(f"cannot read the logs: {error}")
+
+
+def _utf8_error(path: Path, block: int = 2**20) -> LogError:
+    """Return the eager reader's error for the first byte of ``path`` not UTF-8."""
+    import codecs
+
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset, lines = 0, 1
+    with open(path, "rb") as f:
+        while data := f.read(block):
+            try:
+                decoder.decode(data)
+            except UnicodeDecodeError as error:
+                # The decoder may hold up to 3 bytes of the previous block.
+                held = len(error.object) - len(data)
+                at = error.start - held
+                line = lines + data.count(b"\n", 0, max(at, 0))
+                return _not_utf8(path, error.object[error.start], offset + at, line)
+            offset += len(data)
+            lines += data.count(b"\n")
+    return LogError(f"{path} is not valid UTF-8; re-encode the file as UTF-8")
+
+
 def _plan_files(listed: list[tuple[Path, bool]], format: str,
                 parts: dict) -> tuple[list[Path], list[Path]]:
     """Split the log files into those scanned lazily and those read eagerly."""
@@ -329,6 +376,12 @@ def _plan_files(listed: list[tuple[Path, bool]], format: str,
             msg = f"log file {path} is empty (0 bytes); fill it or remove it"
             raise LogError(msg)
         sample = _scan_file(path, parts).head(_SAMPLE_ROWS).collect()
+        if sample.height == 0:
+            msg = (
+                f"log file {path} has no rows (columns found: {sample.columns}); "
+                "fill it or remove it"
+            )
+            raise LogError(msg)
         kind = format if format != "auto" else collect._detect_format(sample)
         if kind == "long" and sample.schema.get("prompt") == pl.String:
             collect._require_columns(sample, ("prompt", "model", "score"), path,
@@ -403,13 +456,17 @@ def _decode_line(raw: bytes, path: Path, line_number: int, offset: int) -> str:
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as error:
-        msg = (
-            f"{path} is not valid UTF-8: byte 0x{raw[error.start]:02x} at byte "
-            f"offset {offset + error.start} (line {line_number}) cannot be decoded. "
-            "Re-encode the file as UTF-8, for example with "
-            "`iconv -f <its encoding> -t utf-8`."
-        )
-        raise LogError(msg) from None
+        raise _not_utf8(path, raw[error.start], offset + error.start,
+                        line_number) from None
+
+
+def _not_utf8(path: Path, byte: int, offset: int, line: int) -> LogError:
+    msg = (
+        f"{path} is not valid UTF-8: byte 0x{byte:02x} at byte offset {offset} "
+        f"(line {line}) cannot be decoded. Re-encode the file as UTF-8, for "
+        "example with `iconv -f <its encoding> -t utf-8`."
+    )
+    return LogError(msg)
 
 
 def _scan_file(path: Path, parts: dict) -> pl.LazyFrame:

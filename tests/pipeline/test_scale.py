@@ -145,6 +145,34 @@ def test_json_lines_invalid_utf8_rejected(rows, tmp_path):
         scan_logs([path], tmp_path / "scan")
 
 
+@pytest.mark.parametrize("block", [5, 7, 64, 2**20])
+def test_csv_invalid_utf8_rejected(tmp_path, block):
+    """Check the chunked path names the first invalid byte as the eager reader does."""
+    path = tmp_path / "latin.csv"
+    text = "prompt,model,score,cost_usd\n" + "".join(
+        f"q{n},m{n % 2},1,0.1\n" for n in range(9))
+    path.write_bytes(text.encode() + "caf\u00e9,a,1,0.1\n".encode("latin-1"))
+
+    with pytest.raises(LogError) as eager:
+        collect.read_logs([path])
+    assert str(scale._utf8_error(path, block)) == str(eager.value)
+    with pytest.raises(LogError, match="byte 0xe9 at byte offset 139 \\(line 11\\)"):
+        scan_logs([path], tmp_path / "scan")
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("prompt,model,score,cost_usd\n", "has no rows \\(columns found: \\['prompt'"),
+    ("prompt,model,score,cost_usd\nq,a,,0.1\nr,b,,0.1\n",
+     "no answers left after dropped 2 answers with no score"),
+])
+def test_scan_empty_logs_rejected(tmp_path, text, message):
+    path = tmp_path / "empty.csv"
+    path.write_text(text, encoding="utf-8")
+
+    with pytest.raises(LogError, match=message):
+        scan_logs([path], tmp_path / "scan")
+
+
 def test_killed_run_resumes(parquet_logs, reference, rows, tmp_path, monkeypatch):
     """Check that a rerun featurizes only the chunks a failed run left out."""
     transform = embed.Featurizer.transform
