@@ -288,11 +288,11 @@ def _train(args) -> int:
     chunked = {"ray_address": args.ray_address, "chunk_size": args.chunk_size,
                "max_fit_prompts": args.max_fit_prompts}
     chunked = {name: value for name, value in chunked.items() if value is not None}
-    if chunked and not args.work_dir:
+    if chunked and args.work_dir is None:
         option = "--" + next(iter(chunked)).replace("_", "-")
         msg = f"{option} needs --work-dir, the folder for the feature chunks"
         raise ValueError(msg)
-    if args.work_dir:
+    if args.work_dir is not None:
         from training.scale import train_large
 
         train = functools.partial(train_large, work_dir=args.work_dir, **chunked)

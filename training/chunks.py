@@ -100,7 +100,16 @@ class ChunkStore:
         path = self.folder / "index.json"
         if not path.is_file():
             return []
-        index = json.loads(path.read_text(encoding="utf-8"))
+        try:
+            index = json.loads(path.read_text(encoding="utf-8"))
+            chunks = list(index["chunks"])
+        except (ValueError, KeyError, TypeError) as error:
+            msg = (
+                f"{path} is damaged ({type(error).__name__}: {error}); remove "
+                f"{self.folder} to featurize its prompts again, or choose another "
+                "work directory"
+            )
+            raise ValueError(msg) from None
         if index.get("featurizer") != self.key or index.get("dim") != self.dim:
             msg = (
                 f"{path} belongs to featurizer {index.get('featurizer')!r} with "
@@ -108,7 +117,7 @@ class ChunkStore:
                 "remove the folder or choose another work directory"
             )
             raise ValueError(msg)
-        return list(index["chunks"])
+        return chunks
 
     def _write_index(self) -> None:
         index = {"version": INDEX_VERSION, "featurizer": self.key, "dim": self.dim,
@@ -122,6 +131,11 @@ class ChunkStore:
         # One sorted array of every stored key, with the chunk and row of each,
         # takes about 40 bytes a prompt, a few times less than a dict of bytes.
         keys, chunk_of, row_of = [], [], []
+        intact = [chunk for chunk in self._chunks if self._is_intact(chunk)]
+        if len(intact) < len(self._chunks):
+            # Their prompts count as missing, so this run featurizes them again.
+            self._chunks = intact
+            self._write_index()
         for number, chunk in enumerate(self._chunks):
             stored = np.load(self.folder / f"{chunk['name']}.keys.npy")
             keys.append(stored)
@@ -136,6 +150,23 @@ class ChunkStore:
         self._keys = keys[order]
         self._chunk_of = np.concatenate(chunk_of)[order]
         self._row_of = np.concatenate(row_of)[order]
+
+    def _is_intact(self, chunk: dict) -> bool:
+        """Return whether both files of ``chunk`` load with the indexed shape."""
+        try:
+            keys = np.load(self.folder / f"{chunk['name']}.keys.npy", mmap_mode="r")
+            features = np.load(self.folder / f"{chunk['name']}.npy", mmap_mode="r")
+        except (OSError, ValueError, EOFError) as error:
+            logger.warning("dropping damaged chunk %s from %s: %s", chunk["name"],
+                           self.folder, error)
+            return False
+        shapes = (keys.shape, features.shape)
+        if shapes != ((chunk["rows"],), (chunk["rows"], self.dim)):
+            logger.warning("dropping chunk %s from %s: its files have shapes %s, "
+                           "not %d rows of %d features", chunk["name"], self.folder,
+                           shapes, chunk["rows"], self.dim)
+            return False
+        return True
 
     @property
     def n_chunks(self) -> int:

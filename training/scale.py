@@ -131,7 +131,16 @@ def train_large(logs, out, *, work_dir, ray_address: str | None = None,
         raise ValueError(msg)
     paths = (logs,) if isinstance(logs, (str, Path)) else tuple(logs)
     config = TrainConfig(logs=tuple(str(p) for p in paths), out=str(out), **options)
+    if not str(work_dir).strip():
+        msg = "work_dir must name a folder; got an empty path"
+        raise ValueError(msg)
     work_dir = Path(work_dir)
+    if work_dir.exists() and not work_dir.is_dir():
+        msg = (
+            f"work_dir {work_dir} is a file, not a folder; choose a folder for the "
+            "feature chunks"
+        )
+        raise ValueError(msg)
     work_dir.mkdir(parents=True, exist_ok=True)
     with _locked(work_dir):
         return _run(config, work_dir, ray_address, chunk_size, max_fit_prompts)
@@ -140,7 +149,12 @@ def train_large(logs, out, *, work_dir, ray_address: str | None = None,
 @contextmanager
 def _locked(work_dir: Path):
     with open(work_dir / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            logger.warning("waiting for another run that uses %s to finish "
+                           "(it holds %s)", work_dir, lock.name)
+            fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             yield
         finally:
@@ -709,10 +723,15 @@ def _merge_answers(kept: pl.LazyFrame, prompts_path: Path, changes) -> pl.DataFr
         kept.join(pl.scan_parquet(prompts_path).select("prompt", "row"), on="prompt")
         .group_by("row", "model")
         .agg(
-            pl.col("score").mean().alias("score"),
-            pl.col("cost_usd").mean().alias("cost_usd"),
-            pl.col("input_tokens").mean().round().alias("input_tokens"),
-            pl.col("output_tokens").mean().round().alias("output_tokens"),
+            # Means in reading order, as the eager reader takes them: the
+            # streaming engine gathers a group's answers in any order, and a sum
+            # of three or more floats depends on it.
+            pl.col("score").sort_by("_order").mean().alias("score"),
+            pl.col("cost_usd").sort_by("_order").mean().alias("cost_usd"),
+            pl.col("input_tokens").sort_by("_order").mean().round()
+            .alias("input_tokens"),
+            pl.col("output_tokens").sort_by("_order").mean().round()
+            .alias("output_tokens"),
             pl.col("source").sort_by("_order").first().alias("source"),
             pl.len().alias("_answers"),
         )

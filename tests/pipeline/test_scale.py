@@ -479,3 +479,65 @@ def test_ray_address_with_minilm_featurizes_here(parquet_logs, tmp_path, caplog)
 
     assert _data(result)["featurized_on"] == "local"
     assert "Ray runs the static featurizer only" in caplog.text
+
+
+def test_damaged_chunk_featurized_again(parquet_logs, reference, rows, tmp_path,
+                                        caplog):
+    """Check that a truncated or deleted chunk file is dropped and redone."""
+    train_large(parquet_logs, tmp_path / "a", work_dir=tmp_path / "work",
+                chunk_size=10, track=False)
+    folder = next((tmp_path / "work" / "features").iterdir())
+    names = [c["name"] for c in json.loads((folder / "index.json").read_text())["chunks"]]
+    truncated = folder / f"{names[0]}.npy"
+    truncated.write_bytes(truncated.read_bytes()[:200])
+    (folder / f"{names[1]}.keys.npy").unlink()
+
+    with caplog.at_level("WARNING", logger="training.chunks"):
+        result = train_large(parquet_logs, tmp_path / "b", work_dir=tmp_path / "work",
+                             chunk_size=10, track=False)
+
+    assert _data(result)["n_featurized"] == 20
+    assert caplog.text.count("dropping damaged chunk") == 2
+    _assert_same_router(result, reference, _texts(rows))
+
+
+def test_damaged_index_rejected(parquet_logs, tmp_path):
+    train_large(parquet_logs, tmp_path / "a", work_dir=tmp_path / "work",
+                chunk_size=10, track=False)
+    index = next((tmp_path / "work" / "features").glob("*/index.json"))
+    index.write_text('{"chunks": [', encoding="utf-8")
+
+    with pytest.raises(ValueError, match="index.json is damaged .* remove .* to "
+                                         "featurize its prompts again"):
+        train_large(parquet_logs, tmp_path / "b", work_dir=tmp_path / "work",
+                    track=False)
+
+
+@pytest.mark.parametrize("work_dir", ["", "a-file"])
+def test_work_dir_must_be_a_folder(parquet_logs, tmp_path, work_dir):
+    if work_dir:
+        work_dir = tmp_path / work_dir
+        work_dir.write_text("not a folder", encoding="utf-8")
+
+    with pytest.raises(ValueError, match="work_dir .*(empty path|is a file)"):
+        train_large(parquet_logs, tmp_path / "out", work_dir=work_dir, track=False)
+
+
+def test_busy_work_dir_waits_with_warning(parquet_logs, tmp_path, caplog):
+    import fcntl
+    import threading
+
+    work_dir = tmp_path / "work"
+    work_dir.mkdir()
+    holder = open(work_dir / ".lock", "w")  # noqa: SIM115
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    release = threading.Timer(1.0, holder.close)
+    release.start()
+
+    with caplog.at_level("WARNING", logger="training.scale"):
+        result = train_large(parquet_logs, tmp_path / "out", work_dir=work_dir,
+                             track=False)
+
+    release.join()
+    assert "waiting for another run" in caplog.text
+    assert result.bundle.is_dir()
