@@ -541,3 +541,30 @@ def test_busy_work_dir_waits_with_warning(parquet_logs, tmp_path, caplog):
     release.join()
     assert "waiting for another run" in caplog.text
     assert result.bundle.is_dir()
+
+
+def test_merged_answers_same_every_run(rows, tmp_path):
+    """Check that many answers to one prompt average the same way every run."""
+    repeats = [dict(rows[0], cost_usd=cost, score=score)
+               for cost, score in [(0.1, 1.0), (0.2, 0.0), (0.3, 1.0), (1e-9, 0.0),
+                                   (0.7, 1.0), (1 / 3, 1.0)]]
+    path = _write(tmp_path, pl.DataFrame(rows + repeats * 40))
+
+    fingerprints, costs = set(), set()
+    for attempt in range(4):
+        with pytest.warns(collect.LogDataWarning):
+            scan = scan_logs(path, tmp_path / f"scan{attempt}")
+        fingerprints.add(scan.data["fingerprint"])
+        costs.add(float(np.nansum(scan.table.costs)))
+
+    assert len(fingerprints) == 1
+    assert len(costs) == 1
+    with pytest.warns(collect.LogDataWarning):
+        expected = collect.read_logs(path).frame
+    merged = expected.filter((pl.col("prompt") == rows[0]["prompt"])
+                             & (pl.col("model") == rows[0]["model"]))
+    row = scan.table.prompt_ids.index(merged["prompt_id"][0])
+    column = scan.table.models.index(rows[0]["model"])
+    # The streaming and the in-memory means may differ in the last bits.
+    assert scan.table.costs[row, column] == pytest.approx(merged["cost_usd"][0],
+                                                          rel=1e-12)
