@@ -372,9 +372,9 @@ def _utf8_error(path: Path, block: int = 2**20) -> LogError:
             try:
                 decoder.decode(data)
             except UnicodeDecodeError as error:
-                # The decoder may hold up to 3 bytes of the previous block.
-                held = len(error.object) - len(data)
-                at = error.start - held
+                # The decoder keeps up to 3 bytes of the previous block.
+                carried = len(error.object) - len(data)
+                at = error.start - carried
                 line = lines + data.count(b"\n", 0, max(at, 0))
                 return _not_utf8(path, error.object[error.start], offset + at, line)
             offset += len(data)
