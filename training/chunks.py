@@ -351,9 +351,10 @@ def featurize_with_ray(store: ChunkStore, pending: Path, featurizer,
     started = not ray.is_initialized()
     if started and ray_address == "local":
         ray.init(num_cpus=os.cpu_count(), include_dashboard=False,
-                 log_to_driver=False)
+                 log_to_driver=False, logging_level=logging.WARNING)
     elif started:
-        ray.init(address=ray_address, log_to_driver=False)
+        ray.init(address=ray_address, log_to_driver=False,
+                 logging_level=logging.WARNING)
     try:
         runtime = featurizer.runtime
         tokens = featurizer.files["static_vocab.json"]
@@ -368,8 +369,9 @@ def featurize_with_ray(store: ChunkStore, pending: Path, featurizer,
         # to one actor, which returns features only when its block is done.
         # Smaller blocks keep every actor busy, and the driver writes chunks
         # while the other blocks are still featurized.
-        saved_block_size = context.target_max_block_size
+        saved = context.target_max_block_size, context.print_on_execution_start
         context.target_max_block_size = _block_bytes(pending, chunk_size, n_workers)
+        context.print_on_execution_start = False
         try:
             # Half a CPU per actor: an actor per CPU would hold every CPU and
             # leave none for the tasks that read the file, which would then wait
@@ -388,7 +390,7 @@ def featurize_with_ray(store: ChunkStore, pending: Path, featurizer,
                 store.write_chunk(keys, np.stack(batch["features"]))
                 n_done += len(keys)
         finally:
-            context.target_max_block_size = saved_block_size
+            context.target_max_block_size, context.print_on_execution_start = saved
         return n_done
     finally:
         if started:
