@@ -667,6 +667,8 @@ def _raise_for_values(answers, source, bad_score, bad_cost, blank_model, *,
             # The parsed value is null, so the example is read again as logged.
             raw = _scan_file(Path(source), parts).slice(row - 1, 1).collect()
             raw = raw[column][0]
+            if column == "score" and not _is_number(raw):
+                expected = "numbers or True/False"
             msg = (
                 f"column {column!r} of {source} must contain {expected}, but has "
                 f"{collect._plural(count, 'invalid value')}, for example {raw!r} "
@@ -674,11 +676,34 @@ def _raise_for_values(answers, source, bad_score, bad_cost, blank_model, *,
             )
             raise LogError(msg)
     if blank_model:
+        blank = pl.col("model").is_null() | (pl.col("model").str.strip_chars() == "")
+        row = (
+            answers.filter((pl.col("source") == source) & blank)
+            .select("_row")
+            .head(1)
+            .collect()
+            .item()
+        )
         msg = (
             f"{source} has {collect._plural(blank_model, 'answer')} with no model "
-            "name in column 'model'; fill in the model of every answer"
+            f"name in column 'model', for example data row {row}; fill in the model "
+            "of every answer"
         )
         raise LogError(msg)
+
+
+def _is_number(value) -> bool:
+    """Return whether a logged score reads as a number or True/False."""
+    if value is None or isinstance(value, (bool, int, float)):
+        return True
+    text = str(value).strip().lower()
+    if text in ("true", "false"):
+        return True
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _write_prompts(kept: pl.LazyFrame, scratch: Path) -> Path:

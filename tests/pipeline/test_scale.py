@@ -342,7 +342,7 @@ def test_scan_keeps_listing_order_across_readers(rows, tmp_path):
         ({"cost_usd": math.nan}, LogError, "NaN, infinite or negative cost"),
         ({"cost_usd": -1.0}, LogError, "NaN, infinite or negative cost"),
         ({"score": 2.0}, LogError, "scores in \\[0, 1\\]"),
-        ({"model": ""}, LogError, "no model name"),
+        ({"model": ""}, LogError, "no model name .*, for example data row 1;"),
     ],
 )
 def test_scan_rejects_invalid_values(rows, tmp_path, change, error, match):
@@ -359,6 +359,21 @@ def test_scan_rejects_unparsable_csv_cost(rows, tmp_path):
 
     with pytest.raises(LogError, match="'cheap' in data row 1"):
         scan_logs(path, tmp_path / "scan")
+
+
+@pytest.mark.parametrize(("score", "expected"), [
+    ("yes", "numbers or True/False, but has 1 invalid value, for example 'yes'"),
+    ("2", "scores in \\[0, 1\\] .*, for example '2' in data row 1;"),
+])
+def test_scan_names_score_errors_as_eager_reader(rows, tmp_path, score, expected):
+    path = tmp_path / "logs.csv"
+    pl.DataFrame([{**rows[0], "score": score}, *rows[1:]],
+                 schema_overrides={"score": pl.String}).write_csv(path)
+
+    with pytest.raises(LogError, match=expected):
+        collect.read_logs([path])
+    with pytest.raises(LogError, match=expected):
+        scan_logs([path], tmp_path / "scan")
 
 
 def _write(tmp_path, frame):
