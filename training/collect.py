@@ -479,17 +479,21 @@ def _read_json_lines(path: Path) -> pl.DataFrame:
     # Split on "\n" only: str.splitlines would also split on U+2028 and other
     # separators, which JSON allows unescaped inside strings.
     for line_number, line in enumerate(text.split("\n"), start=1):
-        if not line.strip():
-            continue
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError as error:
-            msg = (
-                f"line {line_number} of {path} is not valid JSON: {error.msg} "
-                f"(column {error.colno})"
-            )
-            raise LogError(msg) from None
+        if line.strip():
+            records.append(_json_line(line, path, line_number))
     return _records_to_frame(records, path)
+
+
+def _json_line(line: str, path: Path, line_number: int) -> object:
+    """Parse one line of a JSON Lines file, naming the line if it is invalid."""
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError as error:
+        msg = (
+            f"line {line_number} of {path} is not valid JSON: {error.msg} "
+            f"(column {error.colno})"
+        )
+        raise LogError(msg) from None
 
 
 def _read_json_array(path: Path) -> pl.DataFrame:

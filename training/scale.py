@@ -28,7 +28,6 @@ and tasks follow the first logged one. It does not count the answers whose
 """
 
 import fcntl
-import json
 import logging
 import os
 import time
@@ -451,14 +450,7 @@ def _convert_json_lines(listed: list[tuple[Path, bool]], format: str,
                 offset += len(raw)
                 if not line.strip():
                     continue
-                try:
-                    records.append(json.loads(line))
-                except json.JSONDecodeError as error:
-                    msg = (
-                        f"line {line_number} of {path} is not valid JSON: "
-                        f"{error.msg} (column {error.colno})"
-                    )
-                    raise LogError(msg) from None
+                records.append(collect._json_line(line, path, line_number))
                 if len(records) == _JSON_LINES_BATCH:
                     flush()
                     first_row += len(records)
