@@ -168,6 +168,19 @@ class ChunkStore:
             return False
         return True
 
+    def _is_matrix(self, path: Path, n_rows: int) -> bool:
+        """Return whether ``path`` loads as a matrix of ``n_rows`` features."""
+        try:
+            shape = np.load(path, mmap_mode="r").shape
+        except (OSError, ValueError, EOFError) as error:
+            logger.warning("assembling %s again: %s", path, error)
+            return False
+        if shape != (n_rows, self.dim):
+            logger.warning("assembling %s again: its shape is %s, not %s", path,
+                           shape, (n_rows, self.dim))
+            return False
+        return True
+
     @property
     def n_chunks(self) -> int:
         """Number of chunks in the index."""
@@ -228,6 +241,8 @@ class ChunkStore:
             raise KeyError(msg)
         name = "matrix-" + hashlib.sha256(keys.tobytes()).hexdigest()[:16] + ".npy"
         path = self.folder / name
+        if path.is_file() and not self._is_matrix(path, len(keys)):
+            path.unlink()
         if not path.is_file():
             temporary = path.with_name(f".{name}.{os.getpid()}.tmp")
             out = np.lib.format.open_memmap(temporary, mode="w+", dtype=np.float32,

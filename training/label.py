@@ -82,11 +82,7 @@ def build_table(frame: pl.DataFrame, models=None) -> Table:
     if frame.height == 0:
         msg = "the logs have no rows left to label"
         raise LogError(msg)
-    per_model = (
-        frame.group_by("model")
-        .agg(pl.col("cost_usd").mean().alias("mean_cost"))
-        .sort(["mean_cost", "model"])
-    )
+    per_model = mean_costs(frame)
     if models is None:
         models = tuple(per_model["model"].to_list())
         model_costs = per_model["mean_cost"].to_numpy().astype(np.float64)
@@ -120,6 +116,25 @@ def build_table(frame: pl.DataFrame, models=None) -> Table:
         costs=costs,
         model_costs=model_costs,
     )
+
+
+def mean_costs(answers: pl.DataFrame) -> pl.DataFrame:
+    """Return each model's mean ``cost_usd`` over ``answers``, cheapest first.
+
+    The columns are ``model`` and ``mean_cost``. Each sum is exactly rounded
+    (:func:`math.fsum`), so it does not depend on the order of the rows: a
+    polars group-by gave means that changed in the last bits from run to run.
+    """
+    import math
+
+    names, column = np.unique(answers["model"].to_numpy().astype(str),
+                              return_inverse=True)
+    costs = answers["cost_usd"].to_numpy().astype(np.float64)
+    order = np.argsort(column, kind="stable")
+    groups = np.split(costs[order], np.cumsum(np.bincount(column))[:-1])
+    means = [math.fsum(group) / len(group) for group in groups]
+    return pl.DataFrame({"model": names.tolist(), "mean_cost": means}).sort(
+        ["mean_cost", "model"])
 
 
 @dataclass(frozen=True)

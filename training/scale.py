@@ -130,8 +130,8 @@ def train_large(logs, out, *, work_dir, ray_address: str | None = None,
         raise ValueError(msg)
     paths = (logs,) if isinstance(logs, (str, Path)) else tuple(logs)
     config = TrainConfig(logs=tuple(str(p) for p in paths), out=str(out), **options)
-    if not str(work_dir).strip():
-        msg = "work_dir must name a folder; got an empty path"
+    if work_dir is None or not str(work_dir).strip():
+        msg = f"work_dir must name a folder; got {work_dir!r}"
         raise ValueError(msg)
     work_dir = Path(work_dir)
     if work_dir.exists() and not work_dir.is_dir():
@@ -140,7 +140,14 @@ def train_large(logs, out, *, work_dir, ray_address: str | None = None,
             "feature chunks"
         )
         raise ValueError(msg)
-    work_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        work_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        msg = (
+            f"cannot create work_dir {work_dir}: {error.strerror}; choose a folder "
+            "that can be written"
+        )
+        raise ValueError(msg) from None
     with _locked(work_dir):
         return _run(config, work_dir, ray_address, chunk_size, max_fit_prompts)
 
@@ -446,7 +453,10 @@ def _convert_json_lines(listed: list[tuple[Path, bool]], format: str,
         with open(path, "rb") as lines:
             offset = 0
             for line_number, raw in enumerate(lines, start=1):
-                line = _decode_line(raw, path, line_number, offset)
+                # Without its "\n", as the eager reader splits lines, so that
+                # JSON errors give the same column.
+                line = _decode_line(raw.removesuffix(b"\n"), path, line_number,
+                                    offset)
                 offset += len(raw)
                 if not line.strip():
                     continue
@@ -765,11 +775,7 @@ def _merge_answers(kept: pl.LazyFrame, prompts_path: Path, changes) -> pl.DataFr
 
 def _build_table(merged: pl.DataFrame, prompts_path: Path):
     prompts = pl.read_parquet(prompts_path, columns=["row", "prompt_id", "task"])
-    per_model = (
-        merged.group_by("model")
-        .agg(pl.col("cost_usd").mean().alias("mean_cost"))
-        .sort("mean_cost", "model")
-    )
+    per_model = label.mean_costs(merged)
     models = tuple(per_model["model"].to_list())
     col_of = {model: j for j, model in enumerate(models)}
     rows = merged["row"].to_numpy().astype(np.intp)

@@ -534,7 +534,7 @@ def test_work_dir_must_be_a_folder(parquet_logs, tmp_path, work_dir):
         work_dir = tmp_path / work_dir
         work_dir.write_text("not a folder", encoding="utf-8")
 
-    with pytest.raises(ValueError, match="work_dir .*(empty path|is a file)"):
+    with pytest.raises(ValueError, match="work_dir (must name a folder|.* is a file)"):
         train_large(parquet_logs, tmp_path / "out", work_dir=work_dir, track=False)
 
 
@@ -583,3 +583,44 @@ def test_merged_answers_same_every_run(rows, tmp_path):
     # The streaming and the in-memory means may differ in the last bits.
     assert scan.table.costs[row, column] == pytest.approx(merged["cost_usd"][0],
                                                           rel=1e-12)
+
+
+def test_damaged_matrix_assembled_again(parquet_logs, reference, rows, tmp_path,
+                                        caplog):
+    train_large(parquet_logs, tmp_path / "a", work_dir=tmp_path / "work",
+                track=False)
+    matrix = next((tmp_path / "work" / "features").glob("*/matrix-*.npy"))
+    matrix.write_bytes(matrix.read_bytes()[:1000])
+
+    with caplog.at_level("WARNING", logger="training.chunks"):
+        result = train_large(parquet_logs, tmp_path / "b", work_dir=tmp_path / "work",
+                             track=False)
+
+    assert "assembling" in caplog.text
+    assert _data(result)["n_featurized"] == 0
+    _assert_same_router(result, reference, _texts(rows))
+
+
+def test_json_error_column_as_eager_reader(rows, tmp_path):
+    path = tmp_path / "cut.jsonl"
+    _write_json_lines(path, _late_changes(rows)[:3])
+    with open(path, "a", encoding="utf-8") as f:
+        f.write('{"prompt": "x", "model": \n')
+
+    with pytest.raises(LogError) as eager:
+        collect.read_logs([path])
+    with pytest.raises(LogError) as chunked:
+        scan_logs([path], tmp_path / "scan")
+
+    assert "line 4" in str(eager.value)
+    assert str(chunked.value) == str(eager.value)
+
+
+def test_unwritable_work_dir_rejected(parquet_logs, tmp_path):
+    (tmp_path / "a-file").write_text("not a folder", encoding="utf-8")
+
+    with pytest.raises(ValueError, match="cannot create work_dir .*a-file/sub"):
+        train_large(parquet_logs, tmp_path / "out", work_dir=tmp_path / "a-file" / "sub",
+                    track=False)
+    with pytest.raises(ValueError, match="work_dir must name a folder; got None"):
+        train_large(parquet_logs, tmp_path / "out", work_dir=None, track=False)
