@@ -127,13 +127,15 @@ def mean_costs(answers: pl.DataFrame) -> pl.DataFrame:
     """
     import math
 
-    names, column = np.unique(answers["model"].to_numpy().astype(str),
-                              return_inverse=True)
+    names = sorted(answers["model"].unique().to_list())
+    column = answers["model"].replace_strict(
+        {name: j for j, name in enumerate(names)}, return_dtype=pl.Int64
+    ).to_numpy()
     costs = answers["cost_usd"].to_numpy().astype(np.float64)
     order = np.argsort(column, kind="stable")
     groups = np.split(costs[order], np.cumsum(np.bincount(column))[:-1])
     means = [math.fsum(group) / len(group) for group in groups]
-    return pl.DataFrame({"model": names.tolist(), "mean_cost": means}).sort(
+    return pl.DataFrame({"model": names, "mean_cost": means}).sort(
         ["mean_cost", "model"])
 
 
