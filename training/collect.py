@@ -434,11 +434,7 @@ def _read_table(path: Path) -> pl.DataFrame:
         table = _read_json_lines(path)
 
     if table.height == 0:
-        msg = (
-            f"log file {path} has no rows (columns found: {table.columns}); "
-            "fill it or remove it"
-        )
-        raise LogError(msg)
+        raise _no_rows(path, table.columns)
     return table
 
 
@@ -527,14 +523,28 @@ def _utf8_error(path: Path, data: bytes) -> LogError:
         data.decode("utf-8")
     except UnicodeDecodeError as error:
         line = data.count(b"\n", 0, error.start) + 1
-        msg = (
-            f"{path} is not valid UTF-8: byte 0x{data[error.start]:02x} at byte "
-            f"offset {error.start} (line {line}) cannot be decoded. Re-encode the "
-            "file as UTF-8, for example with `iconv -f <its encoding> -t utf-8`."
-        )
-        return LogError(msg)
+        return _not_utf8(path, data[error.start], error.start, line)
     # Reached only if polars reports invalid UTF-8 in a file that Python decodes.
     return LogError(f"{path} is not valid UTF-8; re-encode the file as UTF-8")
+
+
+def _not_utf8(path: Path, byte: int, offset: int, line: int) -> LogError:
+    """Return the error for the first byte of ``path`` that is not UTF-8."""
+    msg = (
+        f"{path} is not valid UTF-8: byte 0x{byte:02x} at byte offset {offset} "
+        f"(line {line}) cannot be decoded. Re-encode the file as UTF-8, for "
+        "example with `iconv -f <its encoding> -t utf-8`."
+    )
+    return LogError(msg)
+
+
+def _no_rows(path: Path, columns: list[str]) -> LogError:
+    """Return the error for a log file that has no data rows."""
+    msg = (
+        f"log file {path} has no rows (columns found: {columns}); fill it or "
+        "remove it"
+    )
+    return LogError(msg)
 
 
 def _records_to_frame(records: list, path: Path, first_row: int = 1) -> pl.DataFrame:

@@ -15,8 +15,8 @@ logs and seed, by other means:
   (:mod:`training.chunks`), in this process or on Ray workers. A killed run
   resumes from the chunks already written, and new logs reuse them.
 - The head is fitted on the training rows of the memory-mapped feature matrix,
-  or on a seeded sample of ``max_fit_prompts`` of them. Calibration, export and MLflow
-  tracking are those of :func:`training.pipeline.run`.
+  or on a seeded sample of ``max_fit_prompts`` of them. Calibration, export and
+  MLflow tracking are those of :func:`training.pipeline.run`.
 
 The lazy reader applies these cleaning rules of :mod:`training.collect`: blank
 prompts and answers without a score are dropped and counted; invalid scores,
@@ -191,6 +191,10 @@ def _run(config, work_dir, ray_address, chunk_size, max_fit_prompts) -> TrainRes
     featurizer = embed.make_featurizer(config.featurizer, embedder=config.embedder,
                                        cache_dir=config.cache_dir)
     lap("featurizer_setup")
+    if ray_address and featurizer.kind != "static":
+        logger.warning("Ray runs the static featurizer only; featurizing with %s "
+                       "in this process", featurizer.kind)
+        ray_address = None
     X, n_featurized = featurize(scan, featurizer, work_dir, chunk_size=chunk_size,
                                 ray_address=ray_address)
     lap("featurize")
@@ -199,9 +203,8 @@ def _run(config, work_dir, ray_address, chunk_size, max_fit_prompts) -> TrainRes
                 n_featurized)
 
     val_texts = _texts_at(scan.prompts_path, val_rows)
-    on_ray = bool(ray_address) and featurizer.kind == "static"
     data = dict(scan.data, n_featurized=n_featurized, n_train_available=len(train_rows),
-                featurized_on="ray" if on_ray else "local", chunk_size=chunk_size,
+                featurized_on="ray" if ray_address else "local", chunk_size=chunk_size,
                 max_fit_prompts=max_fit_prompts)
     return pipeline._fit_and_write(config, scan.logs, table, labels, featurizer, X,
                                    fit_rows, val_rows, timings, lap,
@@ -243,10 +246,7 @@ def featurize(scan: Scan, featurizer, work_dir: Path, *, chunk_size: int = 20_00
             .select("prompt")
             .sink_parquet(pending, row_group_size=chunk_size)
         )
-        if ray_address and featurizer.kind != "static":
-            logger.warning("Ray runs the static featurizer only; featurizing with "
-                           "%s in this process", featurizer.kind)
-        if ray_address and featurizer.kind == "static":
+        if ray_address:
             chunks.featurize_with_ray(store, pending, featurizer, chunk_size,
                                       ray_address)
         else:
@@ -368,7 +368,7 @@ def _unreadable(error: Exception, listed: list[tuple[Path, bool]]) -> LogError:
 
 
 def _utf8_error(path: Path, block: int = 2**20) -> LogError:
-    """Return the eager reader's error for the first byte of ``path`` not UTF-8."""
+    """Return the eager reader's error for ``path``, reading it in blocks."""
     import codecs
 
     decoder = codecs.getincrementaldecoder("utf-8")()
@@ -382,7 +382,8 @@ def _utf8_error(path: Path, block: int = 2**20) -> LogError:
                 carried = len(error.object) - len(data)
                 at = error.start - carried
                 line = lines + data.count(b"\n", 0, max(at, 0))
-                return _not_utf8(path, error.object[error.start], offset + at, line)
+                return collect._not_utf8(path, error.object[error.start],
+                                         offset + at, line)
             offset += len(data)
             lines += data.count(b"\n")
     return LogError(f"{path} is not valid UTF-8; re-encode the file as UTF-8")
@@ -402,11 +403,7 @@ def _plan_files(listed: list[tuple[Path, bool]], format: str,
             raise LogError(msg)
         sample = _scan_file(path, parts).head(_SAMPLE_ROWS).collect()
         if sample.height == 0:
-            msg = (
-                f"log file {path} has no rows (columns found: {sample.columns}); "
-                "fill it or remove it"
-            )
-            raise LogError(msg)
+            raise collect._no_rows(path, sample.columns)
         kind = format if format != "auto" else collect._detect_format(sample)
         if kind == "long" and sample.schema.get("prompt") == pl.String:
             collect._require_columns(sample, ("prompt", "model", "score"), path,
@@ -427,9 +424,9 @@ def _convert_json_lines(listed: list[tuple[Path, bool]], format: str,
     polars infers a JSON Lines file's columns and types from its first rows, so
     a column that first appears later, or a score that turns from 0 into 0.5,
     would be lost or fail. Records are parsed here with the eager reader's
-    rules instead, :data:`_JSON_LINES_BATCH` at a time: prompts given as lists of turns become
-    their text, and invalid JSON, UTF-8 or prompts raise :class:`LogError`
-    naming the line or data row.
+    rules instead, :data:`_JSON_LINES_BATCH` at a time. Prompts given as lists
+    of turns become their text, and invalid JSON, UTF-8 or prompts raise
+    :class:`LogError` naming the line or data row.
     """
     import shutil
 
@@ -468,8 +465,7 @@ def _convert_json_lines(listed: list[tuple[Path, bool]], format: str,
         if records:
             flush()
         if not parts[path]:
-            msg = f"log file {path} has no rows (columns found: []); fill it or remove it"
-            raise LogError(msg)
+            raise collect._no_rows(path, [])
     return parts
 
 
@@ -477,17 +473,8 @@ def _decode_line(raw: bytes, path: Path, line_number: int, offset: int) -> str:
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as error:
-        raise _not_utf8(path, raw[error.start], offset + error.start,
-                        line_number) from None
-
-
-def _not_utf8(path: Path, byte: int, offset: int, line: int) -> LogError:
-    msg = (
-        f"{path} is not valid UTF-8: byte 0x{byte:02x} at byte offset {offset} "
-        f"(line {line}) cannot be decoded. Re-encode the file as UTF-8, for "
-        "example with `iconv -f <its encoding> -t utf-8`."
-    )
-    return LogError(msg)
+        raise collect._not_utf8(path, raw[error.start], offset + error.start,
+                                line_number) from None
 
 
 def _scan_file(path: Path, parts: dict) -> pl.LazyFrame:
@@ -601,7 +588,7 @@ def _check_answers(answers: pl.LazyFrame, changes, parts: dict) -> set[str]:
     """Raise on invalid values, count the dropped rows; return the models seen."""
     blank_prompt = collect._is_blank("prompt")
     missing_score = ~blank_prompt & pl.col("score").is_null() & ~pl.col("_bad_score")
-    blank_model = pl.col("model").is_null() | (pl.col("model").str.strip_chars() == "")
+    blank_model = _blank_model()
     cost = pl.col("cost_usd")
     kept = ~blank_prompt & pl.col("score").is_not_null()
 
@@ -678,9 +665,8 @@ def _raise_for_values(answers, source, bad_score, bad_cost, blank_model, *,
             )
             raise LogError(msg)
     if blank_model:
-        blank = pl.col("model").is_null() | (pl.col("model").str.strip_chars() == "")
         row = (
-            answers.filter((pl.col("source") == source) & blank)
+            answers.filter((pl.col("source") == source) & _blank_model())
             .select("_row")
             .head(1)
             .collect()
@@ -692,6 +678,10 @@ def _raise_for_values(answers, source, bad_score, bad_cost, blank_model, *,
             "of every answer"
         )
         raise LogError(msg)
+
+
+def _blank_model() -> pl.Expr:
+    return pl.col("model").is_null() | (pl.col("model").str.strip_chars() == "")
 
 
 def _is_number(value) -> bool:
@@ -750,9 +740,9 @@ def _merge_answers(kept: pl.LazyFrame, prompts_path: Path, changes) -> pl.DataFr
         kept.join(pl.scan_parquet(prompts_path).select("prompt", "row"), on="prompt")
         .group_by("row", "model")
         .agg(
-            # Means in reading order, as the eager reader takes them: the
-            # streaming engine gathers a group's answers in any order, and a sum
-            # of three or more floats depends on it.
+            # Means over the answers in reading order, because the streaming
+            # engine gathers a group in any order and a sum of three or more
+            # floats depends on the order.
             pl.col("score").sort_by("_order").mean().alias("score"),
             pl.col("cost_usd").sort_by("_order").mean().alias("cost_usd"),
             pl.col("input_tokens").sort_by("_order").mean().round()
