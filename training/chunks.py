@@ -153,33 +153,13 @@ class ChunkStore:
 
     def _is_intact(self, chunk: dict) -> bool:
         """Return whether both files of ``chunk`` load with the indexed shape."""
-        try:
-            keys = np.load(self.folder / f"{chunk['name']}.keys.npy", mmap_mode="r")
-            features = np.load(self.folder / f"{chunk['name']}.npy", mmap_mode="r")
-        except (OSError, ValueError, EOFError) as error:
-            logger.warning("dropping damaged chunk %s from %s: %s", chunk["name"],
-                           self.folder, error)
-            return False
-        shapes = (keys.shape, features.shape)
-        if shapes != ((chunk["rows"],), (chunk["rows"], self.dim)):
-            logger.warning("dropping chunk %s from %s: its files have shapes %s, "
-                           "not %d rows of %d features", chunk["name"], self.folder,
-                           shapes, chunk["rows"], self.dim)
-            return False
-        return True
-
-    def _is_matrix(self, path: Path, n_rows: int) -> bool:
-        """Return whether ``path`` loads as a matrix of ``n_rows`` features."""
-        try:
-            shape = np.load(path, mmap_mode="r").shape
-        except (OSError, ValueError, EOFError) as error:
-            logger.warning("assembling %s again: %s", path, error)
-            return False
-        if shape != (n_rows, self.dim):
-            logger.warning("assembling %s again: its shape is %s, not %s", path,
-                           shape, (n_rows, self.dim))
-            return False
-        return True
+        rows, name = chunk["rows"], chunk["name"]
+        problem = (_shape_problem(self.folder / f"{name}.keys.npy", (rows,))
+                   or _shape_problem(self.folder / f"{name}.npy", (rows, self.dim)))
+        if problem:
+            logger.warning("dropping damaged chunk %s from %s: %s", name, self.folder,
+                           problem)
+        return problem is None
 
     @property
     def n_chunks(self) -> int:
@@ -241,7 +221,9 @@ class ChunkStore:
             raise KeyError(msg)
         name = "matrix-" + hashlib.sha256(keys.tobytes()).hexdigest()[:16] + ".npy"
         path = self.folder / name
-        if path.is_file() and not self._is_matrix(path, len(keys)):
+        problem = path.is_file() and _shape_problem(path, (len(keys), self.dim))
+        if problem:
+            logger.warning("assembling %s again: %s", path, problem)
             path.unlink()
         if not path.is_file():
             temporary = path.with_name(f".{name}.{os.getpid()}.tmp")
@@ -262,6 +244,15 @@ class ChunkStore:
                 if old != path:
                     old.unlink(missing_ok=True)
         return np.load(path, mmap_mode="r")
+
+
+def _shape_problem(path: Path, shape: tuple) -> str | None:
+    """Return why the ``.npy`` file at ``path`` is not an array of ``shape``."""
+    try:
+        found = np.load(path, mmap_mode="r").shape
+    except (OSError, ValueError, EOFError) as error:
+        return str(error)
+    return None if found == shape else f"its shape is {found}, not {shape}"
 
 
 def featurize_pending(store: ChunkStore, pending: Path, featurizer,
