@@ -365,7 +365,7 @@ def test_scan_rejects_unparsable_csv_cost(rows, tmp_path):
     ("yes", "numbers or True/False, but has 1 invalid value, for example 'yes'"),
     ("2", "scores in \\[0, 1\\] .*, for example '2' in data row 1;"),
 ])
-def test_scan_names_score_errors_as_eager_reader(rows, tmp_path, score, expected):
+def test_scan_score_errors_match_eager(rows, tmp_path, score, expected):
     path = tmp_path / "logs.csv"
     pl.DataFrame([{**rows[0], "score": score}, *rows[1:]],
                  schema_overrides={"score": pl.String}).write_csv(path)
